@@ -1,0 +1,196 @@
+"""Read a MAXA response: ``(status, headers, body) -> data``, or the right typed error.
+
+Sans-I/O: no aiohttp, no asyncio. The shapes (MAXA_API.md, "The envelope")::
+
+    {"result": {"data": ..., "status": {"statusCode": 200}},
+     "status": {"statusCode": 200, "message": "OK"}}          # outer = gateway, inner = service
+    {"result": {"status": {"statusCode": 404}}, "status": {"statusCode": 200, ...}}  # not found
+    {"status": 0, "code": 401, "msg": "", "violations": []}  # the gateway's other error shape
+
+Bodies a proxy wrote (an HTML page) become :class:`ProtocolError` carrying the HTTP status,
+retryable when that status is a 5xx.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
+
+from .errors import MaxaError, ProtocolError, ServiceError, error_for_status
+
+__all__ = ["header", "loads", "parse_envelope", "parse_retry_after"]
+
+_SUCCESS = (200, 202)
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup that works on plain dicts and multidicts alike."""
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    for key, candidate in headers.items():
+        if key.lower() == lowered:
+            return candidate
+    return None
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """``Retry-After`` in seconds (delta-seconds form); None if absent or unreadable."""
+    raw = header(headers, "Retry-After")
+    if raw is None:
+        return None
+    try:
+        seconds = float(raw.strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds) or seconds < 0:
+        return None
+    return seconds
+
+
+def loads(body: bytes) -> Any:
+    """JSON, tolerating raw control characters inside strings (seen in gateway bodies).
+
+    Raises ValueError if the body is not JSON at all.
+    """
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(body.decode("utf-8", errors="strict"), strict=False)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _status_code(node: object) -> int | None:
+    """``{"statusCode": N}`` -> N; tolerant of numeric strings."""
+    if not isinstance(node, Mapping):
+        return None
+    code = node.get("statusCode")
+    if isinstance(code, bool):
+        return None
+    if isinstance(code, int):
+        return code
+    if isinstance(code, str) and code.strip().isdigit():
+        return int(code.strip())
+    return None
+
+
+def _message(node: object) -> str | None:
+    if isinstance(node, Mapping):
+        message = node.get("message") or node.get("msg")
+        if isinstance(message, str):
+            return message
+    return None
+
+
+def parse_envelope(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    operation: str | None = None,
+) -> Any:
+    """Return ``result.data`` of a successful response, or raise the matching MaxaError."""
+    request_id = header(headers, "requestId")
+
+    def fail(code: int, detail: str | None = None) -> MaxaError:
+        retry_after = parse_retry_after(headers) if code == 429 else None
+        return error_for_status(
+            code,
+            operation=operation,
+            request_id=request_id,
+            detail=detail,
+            retry_after=retry_after,
+        )
+
+    try:
+        payload = loads(body)
+    except ValueError:
+        if status >= 400 and status not in (500, 502, 503, 504, 520):
+            # A typed, non-retryable status (401, 403, 404, 429 ...) keeps its meaning
+            # even when a proxy replaced the body.
+            raise fail(status) from None
+        raise ProtocolError(
+            f"the gateway answered HTTP {status} with a body that is not JSON ({_snippet(body)})",
+            status=status,
+            operation=operation,
+            request_id=request_id,
+            retryable=status >= 500,
+        ) from None
+
+    if not isinstance(payload, Mapping):
+        raise ProtocolError(
+            f"expected a JSON object, got {type(payload).__name__}",
+            status=status,
+            operation=operation,
+            request_id=request_id,
+        )
+
+    # The gateway's other shape: {"status": 0, "code": 401, "msg": "", "violations": []}
+    code = payload.get("code")
+    if (
+        isinstance(code, int)
+        and not isinstance(code, bool)
+        and not isinstance(payload.get("status"), Mapping)
+    ):
+        raise fail(code if code >= 400 else max(status, 400), _message(payload))
+
+    outer = _status_code(payload.get("status"))
+    if outer is None:
+        outer = status
+    if status >= 400 and outer in _SUCCESS:
+        outer = status  # the HTTP status is the stronger signal of failure
+    if outer not in _SUCCESS:
+        raise fail(outer, _message(payload.get("status")))
+
+    result = payload.get("result")
+    if result is None:
+        if outer == 202:
+            raise _accepted_no_data(operation, request_id)
+        raise ProtocolError(
+            "the envelope has no 'result'",
+            status=status,
+            operation=operation,
+            request_id=request_id,
+        )
+    if not isinstance(result, Mapping):
+        raise ProtocolError(
+            f"'result' should be an object, got {type(result).__name__}",
+            status=status,
+            operation=operation,
+            request_id=request_id,
+        )
+    inner = _status_code(result.get("status"))
+    if inner is not None and inner not in _SUCCESS:
+        raise fail(inner, _message(result.get("status")))
+    if "data" not in result or result["data"] is None:
+        if (inner or outer) == 202:
+            raise _accepted_no_data(operation, request_id)
+        raise ProtocolError(
+            "the envelope reports success but carries no 'data'",
+            status=status,
+            operation=operation,
+            request_id=request_id,
+        )
+    return result["data"]
+
+
+def _accepted_no_data(operation: str | None, request_id: str | None) -> ServiceError:
+    return ServiceError(
+        "the gateway accepted the request (202) but has no data yet",
+        status=202,
+        operation=operation,
+        request_id=request_id,
+    )
+
+
+def _snippet(body: bytes, limit: int = 80) -> str:
+    text = body[:limit].decode("utf-8", errors="replace").replace("\n", " ").strip()
+    return repr(text + ("..." if len(body) > limit else ""))

@@ -1,0 +1,169 @@
+"""The token endpoint, sans-I/O: build grant requests, parse token responses.
+
+``POST /oauth/token`` with HTTP Basic client credentials and a form body, for the
+password grant and the refresh_token grant. Responses come snake_case in the guide's
+samples and camelCase in one of its tables; ``expires_in`` is typed string but sent as a
+number. Both are accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping
+from typing import Any, Final
+from urllib.parse import urlencode
+
+import attrs
+
+from .envelope import header, loads, parse_retry_after
+from .errors import AuthenticationError, MaxaError, ProtocolError, error_for_status
+from .models import Credentials, Token
+
+__all__ = [
+    "TOKEN_PATH",
+    "TokenRequest",
+    "parse_token_response",
+    "password_grant",
+    "refresh_grant",
+]
+
+TOKEN_PATH: Final = "/oauth/token"
+OPERATION: Final = "token"
+
+_REJECTED_GRANT_ERRORS: Final = frozenset(
+    {"invalid_grant", "invalid_token", "unauthorized", "invalid_client", "unauthorized_client"}
+)
+
+
+@attrs.frozen(repr=False)
+class TokenRequest:
+    """A grant request. Its repr names the grant only: the body holds secrets."""
+
+    grant_type: str
+    method: str
+    path: str
+    headers: Mapping[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"TokenRequest(grant_type={self.grant_type!r}, path={self.path!r})"
+
+
+def _basic(credentials: Credentials) -> str:
+    raw = f"{credentials.client_id}:{credentials.client_secret}".encode()
+    return "Basic " + base64.b64encode(raw).decode("ascii")
+
+
+def _grant(credentials: Credentials, grant_type: str, form: dict[str, str]) -> TokenRequest:
+    return TokenRequest(
+        grant_type=grant_type,
+        method="POST",
+        path=TOKEN_PATH,
+        headers={
+            "Authorization": _basic(credentials),
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        },
+        body=urlencode({"grant_type": grant_type, **form}).encode("ascii"),
+    )
+
+
+def password_grant(credentials: Credentials) -> TokenRequest:
+    return _grant(
+        credentials,
+        "password",
+        {"username": credentials.username, "password": credentials.password},
+    )
+
+
+def refresh_grant(credentials: Credentials, refresh_token: str) -> TokenRequest:
+    return _grant(credentials, "refresh_token", {"refresh_token": refresh_token})
+
+
+def _field(payload: Mapping[str, Any], snake: str, camel: str) -> Any:
+    return payload[snake] if snake in payload else payload.get(camel)
+
+
+def _expires_in(raw: object) -> float:
+    if isinstance(raw, bool):
+        raise ValueError("expires_in is a boolean")
+    if isinstance(raw, int | float):
+        seconds = float(raw)
+    elif isinstance(raw, str):
+        seconds = float(raw.strip())
+    else:
+        raise ValueError(f"expires_in has type {type(raw).__name__}")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"expires_in must be a positive number of seconds, got {raw!r}")
+    return seconds
+
+
+def parse_token_response(
+    status: int, headers: Mapping[str, str], body: bytes, *, now: float
+) -> Token:
+    """A Token, or: AuthenticationError (rejected grant), the table's error for 403/429/5xx,
+    ProtocolError for an unreadable answer. ``now`` is the wall-clock time of the request."""
+    request_id = header(headers, "requestId")
+    try:
+        payload = loads(body)
+    except ValueError:
+        payload = None
+
+    if isinstance(payload, Mapping) and isinstance(payload.get("error"), str):
+        error = payload["error"]
+        if error in _REJECTED_GRANT_ERRORS or status in (400, 401):
+            described = payload.get("error_description")
+            detail = f": {described}" if isinstance(described, str) and described else ""
+            raise AuthenticationError(
+                f"the token endpoint rejected the grant ({error}{detail})",
+                status=status,
+                operation=OPERATION,
+                request_id=request_id,
+            )
+
+    if status >= 400 or not isinstance(payload, Mapping):
+        if status >= 400:
+            error_shape = isinstance(payload, Mapping) and isinstance(payload.get("code"), int)
+            code = payload["code"] if error_shape and isinstance(payload, Mapping) else status
+            exc: MaxaError = error_for_status(
+                code if isinstance(code, int) and code >= 400 else status,
+                operation=OPERATION,
+                request_id=request_id,
+                retry_after=parse_retry_after(headers),
+            )
+            raise exc
+        raise ProtocolError(
+            "the token endpoint's answer is not a JSON object",
+            status=status,
+            operation=OPERATION,
+            request_id=request_id,
+        )
+
+    access_token = _field(payload, "access_token", "accessToken")
+    refresh_token = _field(payload, "refresh_token", "refreshToken")
+    token_type = _field(payload, "token_type", "tokenType") or "bearer"
+    scope = payload.get("scope")
+    try:
+        if not isinstance(access_token, str) or not access_token:
+            raise ValueError("no access_token")
+        if refresh_token is not None and not isinstance(refresh_token, str):
+            raise ValueError("refresh_token is not a string")
+        if not isinstance(token_type, str):
+            raise ValueError("token_type is not a string")
+        lifetime = _expires_in(_field(payload, "expires_in", "expiresIn"))
+    except ValueError as exc:
+        raise ProtocolError(
+            f"unreadable token response: {exc}",
+            status=status,
+            operation=OPERATION,
+            request_id=request_id,
+        ) from None
+    return Token(
+        access_token=access_token,
+        refresh_token=refresh_token or None,
+        token_type=token_type,
+        scope=scope if isinstance(scope, str) else None,
+        expires_at=now + lifetime,
+        lifetime=lifetime,
+    )

@@ -1,0 +1,289 @@
+"""The seven MAXA operations, sans-I/O: build each request, parse each result.
+
+Every builder checks its arguments first (a bad one raises :class:`InvalidInputError`
+naming the field, and nothing is sent), then returns a :class:`Call`: the request to send
+and the function that turns the response into a typed result.
+
+All seven operations are read-only lookups, so replaying a request (after a 401, a 429,
+a 5xx or a dropped connection) is always safe, and identical calls may share one request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, Final, Generic, TypeVar
+
+import attrs
+import cattrs
+import orjson
+
+from .converter import get_converter, structure
+from .envelope import header, loads, parse_envelope
+from .errors import InvalidInputError, MaxaError, ProtocolError
+from .jalali import JalaliDateTime, to_jalali
+from .models import CodedText, TerminologyVersion
+
+__all__ = [
+    "BASE_PATH",
+    "Call",
+    "Request",
+    "check_coded_text",
+    "check_terminology_id",
+    "cts_terminologies",
+    "request_headers",
+    "search_terminology",
+    "terminologies_term_by_version",
+    "terminology",
+    "terminology_value_by_version",
+    "terminology_versions",
+    "validate_cts",
+]
+
+T = TypeVar("T")
+
+BASE_PATH: Final = "/api/client/apim/v1/maksaservice/gwmaksa/"
+
+MAX_ID_LENGTH: Final = 128
+MAX_CODE_LENGTH: Final = 256
+MAX_VALUE_LENGTH: Final = 8192
+
+
+@attrs.frozen
+class Request:
+    """One HTTP request to MAXA, minus the per-token headers."""
+
+    operation: str
+    method: str
+    path: str
+    body: bytes
+
+
+@attrs.frozen
+class Call(Generic[T]):
+    """A request and the parser of its ``result.data``."""
+
+    request: Request
+    parse_data: Callable[[Any], T]
+
+    @property
+    def key(self) -> tuple[str, bytes]:
+        """Identity of the call: same key, same answer (all operations are read-only)."""
+        return (self.request.operation, self.request.body)
+
+    def parse(self, status: int, headers: Mapping[str, str], body: bytes) -> T:
+        """The typed result of a response, or the MaxaError it amounts to."""
+        operation = self.request.operation
+        data = parse_envelope(status, headers, body, operation=operation)
+        try:
+            return self.parse_data(data)
+        except MaxaError as exc:
+            exc.operation = exc.operation or operation
+            exc.request_id = exc.request_id or header(headers, "requestId")
+            raise
+        except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
+            if isinstance(exc, cattrs.BaseValidationError):
+                detail = "; ".join(cattrs.transform_error(exc, path="$.result.data"))
+            else:
+                detail = str(exc)
+            raise ProtocolError(
+                f"unexpected result data: {detail}",
+                status=status,
+                operation=operation,
+                request_id=header(headers, "requestId"),
+            ) from None
+
+
+def request_headers(access_token: str, pid: str) -> dict[str, str]:
+    """Headers of every MAXA call; build once per token and reuse."""
+    return {
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+        "pid": pid,
+        "Authorization": f"Bearer {access_token}",
+    }
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def check_terminology_id(value: object, field: str = "terminology_id") -> str:
+    """Strip; must be non-empty printable ASCII (the guide has a corrupted, Devanagari id)."""
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"must be a string, got {type(value).__name__}")
+    stripped = value.strip()
+    if not stripped:
+        raise InvalidInputError(field, "must not be empty")
+    if len(stripped) > MAX_ID_LENGTH:
+        raise InvalidInputError(field, f"is {len(stripped)} characters; at most {MAX_ID_LENGTH}")
+    bad = [ch for ch in stripped if not " " <= ch <= "~"]
+    if bad:
+        raise InvalidInputError(
+            field,
+            f"{stripped!r} has characters outside printable ASCII ({''.join(bad[:5])!r});"
+            " terminology ids are ASCII, e.g. 'eRx' or 'thritaEHR.Religion'",
+        )
+    return stripped
+
+
+def check_text(value: object, field: str, max_length: int = MAX_CODE_LENGTH) -> str:
+    """Strip; must be a non-empty string of bounded length."""
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"must be a string, got {type(value).__name__}")
+    stripped = value.strip()
+    if not stripped:
+        raise InvalidInputError(field, "must not be empty")
+    if len(stripped) > max_length:
+        raise InvalidInputError(field, f"is {len(stripped)} characters; at most {max_length}")
+    return stripped
+
+
+def check_coded_text(value: object, field: str = "coded_text") -> CodedText:
+    """A CodedText with every part checked and stripped."""
+    if not isinstance(value, CodedText):
+        raise InvalidInputError(field, f"must be a maxa.CodedText, got {type(value).__name__}")
+    return CodedText(
+        value=check_text(value.value, f"{field}.value", MAX_VALUE_LENGTH),
+        terminology_id=check_terminology_id(value.terminology_id, f"{field}.terminology_id"),
+        coded_string=check_text(value.coded_string, f"{field}.coded_string"),
+    )
+
+
+# --------------------------------------------------------------------------- result parsers
+
+
+def _unwrap(data: Any) -> Any:
+    """Values may arrive JSON-encoded inside a string; accept plain JSON too."""
+    if isinstance(data, str):
+        try:
+            return loads(data.encode("utf-8"))
+        except ValueError:
+            return data
+    return data
+
+
+def parse_value(data: Any) -> str:
+    """``"\\"اسلام\\""`` -> ``"اسلام"``; a plain ``"اسلام"`` is taken as it is."""
+    if not isinstance(data, str):
+        raise TypeError(f"expected the value as a string, got {type(data).__name__}")
+    decoded = _unwrap(data)
+    return decoded if isinstance(decoded, str) else data
+
+
+def parse_bool(data: Any) -> bool:
+    """``"true"``/``"false"`` strings (the guide's form) or plain JSON booleans."""
+    decoded = _unwrap(data)
+    if isinstance(decoded, bool):
+        return decoded
+    if isinstance(decoded, str) and decoded.strip().lower() in ("true", "false"):
+        return decoded.strip().lower() == "true"
+    raise TypeError(f"expected 'true' or 'false', got {data!r:.40}")
+
+
+def _parse_list(item_type: type[T]) -> Callable[[Any], list[T]]:
+    def parse(data: Any) -> list[T]:
+        result: list[T] = structure(_unwrap(data), list[item_type])  # type: ignore[valid-type]
+        return result
+
+    return parse
+
+
+parse_coded_texts = _parse_list(CodedText)
+parse_strings = _parse_list(str)
+parse_versions = _parse_list(TerminologyVersion)
+
+
+# --------------------------------------------------------------------------- request builders
+
+
+def _call(
+    operation: str, body: Mapping[str, Any], parse: Callable[[Any], T], *, method: str = "POST"
+) -> Call[T]:
+    return Call(
+        Request(operation, method, BASE_PATH + operation, orjson.dumps(body)),
+        parse,
+    )
+
+
+def from_date_wire(since: JalaliDateTime, *, iso_string: bool) -> dict[str, Any]:
+    """FromDate on the wire; SearchTerminology's sample carries an empty iSOStringField."""
+    wire: dict[str, Any] = get_converter().unstructure(since)
+    return {"iSOStringField": "", **wire} if iso_string else wire
+
+
+def terminology(terminology_id: str, coded_string: str) -> Call[str]:
+    """Terminology: the value of a code. A GET with a JSON body, as the guide says."""
+    return _call(
+        "Terminology",
+        {
+            "terminologyId": check_terminology_id(terminology_id),
+            "codedString": check_text(coded_string, "coded_string"),
+        },
+        parse_value,
+        method="GET",
+    )
+
+
+def search_terminology(terminology_id: str, since: object) -> Call[list[CodedText]]:
+    """SearchTerminology: the terms of a terminology created since a Jalali date."""
+    return _call(
+        "SearchTerminology",
+        {
+            "TerminologyId": check_terminology_id(terminology_id),
+            "FromDate": from_date_wire(to_jalali(since), iso_string=True),
+        },
+        parse_coded_texts,
+    )
+
+
+def validate_cts(coded_text: CodedText) -> Call[bool]:
+    """ValidateCts: whether the value is the one registered for that code."""
+    checked = check_coded_text(coded_text)
+    return _call(
+        "ValidateCts",
+        {"DoCodedText": get_converter().unstructure(checked)},
+        parse_bool,
+    )
+
+
+def cts_terminologies(since: object) -> Call[list[str]]:
+    """CtsTerminologies: the ids of terminologies defined since a Jalali date."""
+    return _call(
+        "CtsTerminologies",
+        {"FromDate": from_date_wire(to_jalali(since), iso_string=False)},
+        parse_strings,
+    )
+
+
+def terminology_value_by_version(terminology_id: str, coded_string: str, version: str) -> Call[str]:
+    """TerminologyValueByVersion: the value of a code in one version."""
+    return _call(
+        "TerminologyValueByVersion",
+        {
+            "terminologyId": check_terminology_id(terminology_id),
+            "codedString": check_text(coded_string, "coded_string"),
+            "version": check_text(version, "version"),
+        },
+        parse_value,
+    )
+
+
+def terminologies_term_by_version(terminology_id: str, version: str) -> Call[list[CodedText]]:
+    """TerminologiesTermByVersion: every term of a terminology at one version."""
+    return _call(
+        "TerminologiesTermByVersion",
+        {
+            "terminologyId": check_terminology_id(terminology_id),
+            "version": check_text(version, "version"),
+        },
+        parse_coded_texts,
+    )
+
+
+def terminology_versions(terminology_id: str) -> Call[list[TerminologyVersion]]:
+    """TerminologyVersions: the versions of a terminology (guide's table says
+    ``terminology_idField``; its sample sends ``terminologyId``, which we send)."""
+    return _call(
+        "TerminologyVersions",
+        {"terminologyId": check_terminology_id(terminology_id)},
+        parse_versions,
+    )
