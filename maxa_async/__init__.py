@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .auth import MemoryTokenStore, TokenStore
+from .client import DEFAULT_BASE_URL, MaxaClient, ValidationOutcome
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -16,30 +18,38 @@ from .errors import (
     TransportError,
 )
 from .jalali import TEHRAN, JalaliDateTime
+from .limits import RetryBudget, RetryPolicy, Timeout
 from .models import CodedText, Credentials, TerminologyVersion, Token
+from .stats import ClientStats
 
 __version__ = "0.1.0"
-
-DEFAULT_BASE_URL = "https://apigateway.behdasht.gov.ir"
 
 __all__ = [
     "DEFAULT_BASE_URL",
     "TEHRAN",
     "AuthenticationError",
     "BadRequestError",
+    "ClientStats",
     "CodedText",
     "Credentials",
     "ForbiddenError",
     "HttpsRequiredError",
     "InvalidInputError",
     "JalaliDateTime",
+    "MaxaClient",
     "MaxaError",
+    "MemoryTokenStore",
     "NotFoundError",
     "ProtocolError",
     "RateLimitedError",
+    "RetryBudget",
+    "RetryPolicy",
     "ServiceError",
     "TerminologyVersion",
+    "Timeout",
     "Token",
+    "TokenStore",
     "TransportError",
+    "ValidationOutcome",
     "__version__",
 ]

@@ -1,0 +1,413 @@
+"""MaxaClient: one pooled session, one shared token, bounded concurrency, retries.
+
+Create one per process, share it with every coroutine, close it at shutdown::
+
+    async with maxa.MaxaClient(maxa.Credentials.from_env()) as client:
+        ok = await client.validate_cts(maxa.CodedText(value=..., terminology_id="eRx",
+                                                      coded_string="60002"))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import ssl as ssl_module
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from typing import Any, Final, TypeVar
+
+import aiohttp
+import attrs
+
+from . import operations as ops
+from .auth import TokenManager, TokenStore
+from .envelope import header
+from .errors import (
+    AuthenticationError,
+    InvalidInputError,
+    MaxaError,
+    RateLimitedError,
+    TransportError,
+)
+from .limits import Limiter, RetryBudget, RetryPolicy, Timeout
+from .models import CodedText, Credentials, TerminologyVersion
+from .oauth import TokenRequest
+from .stats import ClientStats
+from .transport import AiohttpTransport, check_base_url
+
+__all__ = ["DEFAULT_BASE_URL", "MaxaClient", "ValidationOutcome"]
+
+T = TypeVar("T")
+
+DEFAULT_BASE_URL: Final = "https://apigateway.behdasht.gov.ir"
+
+log = logging.getLogger("maxa_async.client")
+
+
+@attrs.frozen
+class ValidationOutcome:
+    """One item of :meth:`MaxaClient.validate_many`: ``valid`` is None when ``error`` is set."""
+
+    item: Any
+    valid: bool | None
+    error: MaxaError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class MaxaClient:
+    """An asyncio client for the seven MAXA operations.
+
+    Keyword options:
+        base_url: the DITAS gateway (https; plain http only to loopback).
+        max_concurrency: the most MAXA requests in flight (and the connection pool size).
+        timeout: per-attempt :class:`Timeout`, or a number of seconds.
+        retry: a :class:`RetryPolicy`; ``RetryPolicy.for_tests()`` turns back-off off.
+        retry_budget: a :class:`RetryBudget` shared by all calls (None: unlimited retries
+            within each call's own policy).
+        adaptive: let the in-flight bound adapt to 429s (AIMD) between 1 and the maximum.
+        rate_limit: optional cap in requests/second (GCRA).
+        fail_fast: raise RateLimitedError instead of queueing when every slot is taken.
+        coalesce: identical concurrent calls share one request (all are read-only).
+        session: an aiohttp ClientSession of yours; the client will not close it.
+        ssl: an ``ssl.SSLContext`` (or False to disable verification: don't).
+        token_store: where the token lives (process memory by default).
+        refresh_fraction: refresh ahead once this share of the token's lifetime is gone.
+    """
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        max_concurrency: int = 64,
+        timeout: Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        retry_budget: RetryBudget | None = None,
+        adaptive: bool = True,
+        rate_limit: float | None = None,
+        fail_fast: bool = False,
+        coalesce: bool = True,
+        session: aiohttp.ClientSession | None = None,
+        ssl: ssl_module.SSLContext | bool = True,
+        token_store: TokenStore | None = None,
+        refresh_fraction: float = 0.75,
+        latency_tolerance: float | None = None,
+    ) -> None:
+        if not isinstance(credentials, Credentials):
+            raise InvalidInputError(
+                "credentials", f"must be maxa.Credentials, got {type(credentials).__name__}"
+            )
+        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
+            raise InvalidInputError("max_concurrency", "must be an int")
+        if not 1 <= max_concurrency <= 10_000:
+            raise InvalidInputError("max_concurrency", "must be between 1 and 10000")
+        if timeout is None:
+            timeout = Timeout()
+        elif not isinstance(timeout, Timeout):
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+                raise InvalidInputError("timeout", "must be a Timeout or a positive number")
+            timeout = Timeout(request=float(timeout), connect=min(10.0, float(timeout)))
+        self._base_url = check_base_url(base_url)
+        self._credentials = credentials
+        self._retry = retry or RetryPolicy()
+        self._budget = retry_budget
+        self._coalesce = coalesce
+        self._rng = random.Random()
+        self.stats = ClientStats()
+        self._limiter = Limiter(
+            max_concurrency,
+            adaptive=adaptive,
+            rate_limit=rate_limit,
+            fail_fast=fail_fast,
+            latency_tolerance=latency_tolerance,
+        )
+        self._transport = AiohttpTransport(
+            self._base_url, pool_size=max_concurrency, timeout=timeout, session=session, ssl=ssl
+        )
+        self._tokens = TokenManager(
+            credentials,
+            self._send_grant,
+            store=token_store,
+            refresh_fraction=refresh_fraction,
+            on_grant=self.stats.record_grant,
+        )
+        self._pending: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+        self._closed = False
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> MaxaClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        """Create the pooled session (done by ``async with`` or on first use)."""
+        if self._closed:
+            raise RuntimeError("this MaxaClient is closed; create a new one")
+        await self._transport.open()
+
+    async def aclose(self) -> None:
+        """Stop the token refresh and close the session (if the client made it)."""
+        self._closed = True
+        await self._tokens.aclose()
+        await self._transport.close()
+
+    @property
+    def base_url(self) -> str:
+        return str(self._base_url)
+
+    @property
+    def limiter(self) -> Limiter:
+        return self._limiter
+
+    @property
+    def tokens(self) -> TokenManager:
+        return self._tokens
+
+    def __repr__(self) -> str:
+        return (
+            f"MaxaClient(base_url={self.base_url!r}, username={self._credentials.username!r}, "
+            f"max_concurrency={self._limiter.max_concurrency})"
+        )
+
+    # ------------------------------------------------------------------ operations
+
+    async def terminology(self, terminology_id: str, coded_string: str) -> str:
+        """Terminology: the value (text) of a code, e.g. ("thritaEHR.Religion", "1")."""
+        return await self._execute(ops.terminology(terminology_id, coded_string))
+
+    async def search_terminology(self, terminology_id: str, since: Any) -> list[CodedText]:
+        """SearchTerminology: the terms created since ``since`` (datetime, date, Jalali)."""
+        return await self._execute(ops.search_terminology(terminology_id, since))
+
+    async def validate_cts(self, coded_text: CodedText) -> bool:
+        """ValidateCts: True if ``coded_text.value`` is the value registered for its code."""
+        return await self._execute(ops.validate_cts(coded_text))
+
+    async def cts_terminologies(self, since: Any) -> list[str]:
+        """CtsTerminologies: the ids of the terminologies defined since ``since``."""
+        return await self._execute(ops.cts_terminologies(since))
+
+    async def terminology_value_by_version(
+        self, terminology_id: str, coded_string: str, *, version: str
+    ) -> str:
+        """TerminologyValueByVersion: the value of a code in one version."""
+        return await self._execute(
+            ops.terminology_value_by_version(terminology_id, coded_string, version)
+        )
+
+    async def terminologies_term_by_version(
+        self, terminology_id: str, *, version: str
+    ) -> list[CodedText]:
+        """TerminologiesTermByVersion: every term of a terminology at one version."""
+        return await self._execute(ops.terminologies_term_by_version(terminology_id, version))
+
+    async def terminology_versions(self, terminology_id: str) -> list[TerminologyVersion]:
+        """TerminologyVersions: the versions of a terminology (one has ``is_last``)."""
+        return await self._execute(ops.terminology_versions(terminology_id))
+
+    async def validate_many(
+        self,
+        items: Iterable[CodedText] | AsyncIterable[CodedText],
+        *,
+        window: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> AsyncIterator[ValidationOutcome]:
+        """Validate many items; yield one outcome per item, in input order.
+
+        At most ``window`` items (default: twice ``max_concurrency``) are in progress at
+        once, so memory stays flat however long ``items`` is. An item that fails (bad
+        input, or an error after retries) yields an outcome with ``error`` set; the run
+        goes on. ``progress`` is called with the count of outcomes yielded so far.
+        """
+        size = window or 2 * self._limiter.max_concurrency
+        if size < 1:
+            raise InvalidInputError("window", "must be >= 1")
+        source = _aiter(items)
+        pending: collections.deque[asyncio.Task[ValidationOutcome]] = collections.deque()
+        loop = asyncio.get_running_loop()
+        exhausted = False
+        done = 0
+        try:
+            while True:
+                while not exhausted and len(pending) < size:
+                    try:
+                        item = await anext(source)
+                    except StopAsyncIteration:
+                        exhausted = True
+                        break
+                    pending.append(loop.create_task(self._validate_outcome(item)))
+                if not pending:
+                    return
+                outcome = await pending.popleft()
+                done += 1
+                if progress is not None:
+                    progress(done)
+                yield outcome
+        finally:
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _validate_outcome(self, item: Any) -> ValidationOutcome:
+        try:
+            return ValidationOutcome(item, await self.validate_cts(item))
+        except MaxaError as exc:
+            return ValidationOutcome(item, None, exc)
+
+    # ------------------------------------------------------------------ engine
+
+    async def _execute(self, call: ops.Call[T]) -> T:
+        self.stats.calls += 1
+        try:
+            if not self._coalesce:
+                return await self._send(call)
+            return await self._coalesced(call)
+        except MaxaError:
+            self.stats.failures += 1
+            raise
+
+    async def _coalesced(self, call: ops.Call[T]) -> T:
+        key = call.key
+        shared = self._pending.get(key)
+        if shared is not None:
+            self.stats.coalesced += 1
+            try:
+                result: T = await asyncio.shield(shared)
+                return result
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if shared.cancelled() and task is not None and not task.cancelling():
+                    return await self._coalesced(call)  # the leader was cancelled, not us
+                raise
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            value = await self._send(call)
+        except BaseException as exc:
+            del self._pending[key]
+            if isinstance(exc, Exception):
+                future.set_exception(exc)
+                future.exception()  # retrieved: no warning when nobody else waited
+            else:
+                future.cancel()
+            raise
+        del self._pending[key]
+        future.set_result(value)
+        return value
+
+    async def _send(self, call: ops.Call[T]) -> T:
+        request = call.request
+        policy = self._retry
+        limiter = self._limiter
+        stats = self.stats
+        clock = time.monotonic
+        deadline: float | None = None
+        attempt = 0
+        replayed_401 = False
+        while True:
+            slot_wait = await limiter.acquire(deadline)
+            stats.queue_wait_total += slot_wait
+            deadline = clock() + policy.deadline if deadline is None else deadline + slot_wait
+            sent_at = clock()
+            latency: float | None = None
+            rate_limited = False
+            error: MaxaError
+            try:
+                token = await self._tokens.get()
+                attempt += 1
+                stats.requests[request.operation] += 1
+                sent_at = clock()
+                try:
+                    status, headers, body = await self._transport.request(
+                        request.method,
+                        request.path,
+                        self._tokens.headers,
+                        request.body,
+                        operation=request.operation,
+                    )
+                except TransportError as exc:
+                    stats.responses[0] += 1
+                    error = exc
+                else:
+                    elapsed = clock() - sent_at
+                    stats.responses[status] += 1
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "%s -> %d in %.1f ms requestId=%s",
+                            request.operation,
+                            status,
+                            elapsed * 1000,
+                            header(headers, "requestId"),
+                        )
+                    try:
+                        result = call.parse(status, headers, body)
+                    except MaxaError as exc:
+                        error = exc
+                        rate_limited = exc.status == 429
+                    else:
+                        latency = elapsed
+                        stats.record_latency(elapsed)
+                        if self._budget is not None:
+                            self._budget.refund()
+                        return result
+            finally:
+                limiter.release(started=sent_at, latency=latency, rate_limited=rate_limited)
+
+            if isinstance(error, AuthenticationError) and error.status == 401 and not replayed_401:
+                # Compare-and-invalidate, then replay once with a fresh token.
+                replayed_401 = True
+                attempt -= 1
+                stats.replays_after_401 += 1
+                await self._tokens.invalidate(token)
+                continue
+            retry_after: float | None = None
+            if isinstance(error, RateLimitedError):
+                stats.rate_limited += 1
+                if error.retry_after is not None:
+                    retry_after = min(error.retry_after, policy.max_retry_after)
+                    if limiter.cool_down(retry_after):
+                        stats.cooldowns += 1
+            if attempt >= policy.attempts or not policy.retry_on(error):
+                raise error
+            if self._budget is not None and not self._budget.try_spend(error):
+                stats.retry_budget_exhausted += 1
+                raise error
+            # With a Retry-After, the limiter's shared cooldown does the waiting.
+            delay = 0.0 if retry_after is not None else policy.delay(attempt, self._rng)
+            if clock() + delay > deadline:
+                raise error
+            stats.retries[_cause(error)] += 1
+            log.debug("retrying %s after %s (attempt %d)", request.operation, error, attempt)
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def _send_grant(self, request: TokenRequest) -> tuple[int, Any, bytes]:
+        # Token calls bypass the MAXA limiter: they must never queue behind it.
+        return await self._transport.request(
+            request.method, request.path, request.headers, request.body, operation="token"
+        )
+
+
+def _cause(error: MaxaError) -> str:
+    if isinstance(error, TransportError):
+        return "transport"
+    return str(error.status) if error.status is not None else type(error).__name__
+
+
+async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
