@@ -1,0 +1,347 @@
+"""The knobs of the fake gateway: credentials, token lifetimes and misbehaviour."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "DEFAULT_CLIENT_ID",
+    "DEFAULT_CLIENT_SECRET",
+    "DEFAULT_PASSWORD",
+    "DEFAULT_PID",
+    "DEFAULT_USERNAME",
+    "ERROR_STATUSES",
+    "GatewayConfig",
+    "KnobSpec",
+]
+
+DEFAULT_CLIENT_ID = "maxa-test-client"
+DEFAULT_CLIENT_SECRET = "maxa-test-secret"
+DEFAULT_USERNAME = "maxa-test-user"
+DEFAULT_PASSWORD = "maxa-test-password"
+DEFAULT_PID = "maxa-test-pid"
+
+#: The gateway error statuses ``error_rate`` may pick from, with the guide's messages.
+ERROR_STATUSES: Mapping[int, str] = {
+    499: "Client Closed Request!",
+    500: "Internal server error!",
+    503: "Service provider error!",
+    504: "Backend timeout!",
+    520: "Unknown error!",
+}
+
+KnobKind = Literal["str", "float", "int", "bool", "statuses"]
+
+
+@attrs.frozen
+class KnobSpec:
+    """How one knob is typed, so a command line can be built from the knob list."""
+
+    name: str
+    kind: KnobKind
+    optional: bool
+    default: Any
+    help: str
+
+    @property
+    def option(self) -> str:
+        """The command-line spelling, e.g. ``--token-ttl``."""
+        return "--" + self.name.replace("_", "-")
+
+
+# -- validators and converters ------------------------------------------------------------------
+
+
+def _non_empty_str(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{attr.name} must be a non-empty string, got {value!r}")
+
+
+def _to_float(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return result
+
+
+def _to_optional_float(value: object) -> float | None:
+    return None if value is None else _to_float(value)
+
+
+def _to_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer, got {value!r}")
+    return value
+
+
+def _to_optional_int(value: object) -> int | None:
+    return None if value is None else _to_int(value)
+
+
+def _to_bool(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"expected true or false, got {value!r}")
+    return value
+
+
+def _to_statuses(value: object) -> tuple[int, ...]:
+    if isinstance(value, str):
+        value = [part for part in value.replace(",", " ").split() if part]
+    if not isinstance(value, list | tuple):
+        raise TypeError(f"expected a list of status codes, got {value!r}")
+    return tuple(int(item) for item in value)
+
+
+def _positive(_inst: object, attr: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value <= 0:
+        raise ValueError(f"{attr.name} must be > 0, got {value!r}")
+
+
+def _non_negative(_inst: object, attr: attrs.Attribute[Any], value: float) -> None:
+    if value < 0:
+        raise ValueError(f"{attr.name} must be >= 0, got {value!r}")
+
+
+def _rate(_inst: object, attr: attrs.Attribute[Any], value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{attr.name} must be within [0, 1], got {value!r}")
+
+
+def _at_least_one(_inst: object, attr: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and value < 1:
+        raise ValueError(f"{attr.name} must be >= 1 (or None to disable), got {value!r}")
+
+
+def _known_statuses(_inst: object, attr: attrs.Attribute[Any], value: tuple[int, ...]) -> None:
+    if not value:
+        raise ValueError(f"{attr.name} must name at least one status")
+    unknown = [code for code in value if code not in ERROR_STATUSES]
+    if unknown:
+        raise ValueError(f"{attr.name}: {unknown} not among {sorted(ERROR_STATUSES)}")
+
+
+def _help(text: str) -> dict[str, str]:
+    return {"help": text}
+
+
+@attrs.define(kw_only=True)
+class GatewayConfig:
+    """Everything the fake gateway can be told: who may log in and how it misbehaves.
+
+    Mutable and validated on every assignment: ``gw.config.rps_limit = 500`` takes
+    effect on the next request. ``update(**knobs)`` changes several knobs at once,
+    all or nothing. Faults (latency, drops, HTML pages, 429s, 5xx) apply to the MAXA
+    operations only; the token endpoint has ``blocked_ip`` and ``token_error_rate``.
+    """
+
+    client_id: str = attrs.field(
+        default=DEFAULT_CLIENT_ID, validator=_non_empty_str, metadata=_help("OAuth2 client id")
+    )
+    client_secret: str = attrs.field(
+        default=DEFAULT_CLIENT_SECRET,
+        validator=_non_empty_str,
+        metadata=_help("OAuth2 client secret"),
+    )
+    username: str = attrs.field(
+        default=DEFAULT_USERNAME, validator=_non_empty_str, metadata=_help("password-grant user")
+    )
+    password: str = attrs.field(
+        default=DEFAULT_PASSWORD,
+        validator=_non_empty_str,
+        metadata=_help("password-grant password"),
+    )
+    pid: str = attrs.field(
+        default=DEFAULT_PID,
+        validator=_non_empty_str,
+        metadata=_help("required value of the pid header"),
+    )
+    token_ttl: float = attrs.field(
+        default=899.0,
+        converter=_to_float,
+        validator=_positive,
+        metadata=_help("access-token lifetime in seconds (expires_in is its ceiling)"),
+    )
+    refresh_token_ttl: float = attrs.field(
+        default=30 * 24 * 3600.0,
+        converter=_to_float,
+        validator=_positive,
+        metadata=_help("refresh-token lifetime in seconds"),
+    )
+    refresh_invalidates_old: bool = attrs.field(
+        default=False,
+        converter=_to_bool,
+        metadata=_help("a refresh grant revokes the access token issued before it"),
+    )
+    rotate_refresh_token: bool = attrs.field(
+        default=False,
+        converter=_to_bool,
+        metadata=_help("a refresh grant returns a new refresh token; the old one stops working"),
+    )
+    reuse_access_token: bool = attrs.field(
+        default=False,
+        converter=_to_bool,
+        metadata=_help("a password grant returns the user's current unexpired token (Spring)"),
+    )
+    revoke_every: int | None = attrs.field(
+        default=None,
+        converter=_to_optional_int,
+        validator=_at_least_one,
+        metadata=_help("revoke all access tokens after every N authenticated MAXA requests"),
+    )
+    rps_limit: float | None = attrs.field(
+        default=None,
+        converter=_to_optional_float,
+        validator=_at_least_one,
+        metadata=_help("at most floor(R) MAXA requests per wall-clock second, then HTTP 429"),
+    )
+    retry_after: bool = attrs.field(
+        default=True,
+        converter=_to_bool,
+        metadata=_help("send Retry-After with rate-limit 429s"),
+    )
+    permanent_429: bool = attrs.field(
+        default=False,
+        converter=_to_bool,
+        metadata=_help("answer every MAXA request 429 (no permission for the service)"),
+    )
+    blocked_ip: bool = attrs.field(
+        default=False,
+        converter=_to_bool,
+        metadata=_help("answer everything, token endpoint included, 403 (IP not registered)"),
+    )
+    error_rate: float = attrs.field(
+        default=0.0,
+        converter=_to_float,
+        validator=_rate,
+        metadata=_help("fraction of MAXA requests answered with a random error status"),
+    )
+    error_statuses: tuple[int, ...] = attrs.field(
+        default=(500, 503, 504, 520),
+        converter=_to_statuses,
+        validator=_known_statuses,
+        metadata=_help("the statuses error_rate picks from (comma-separated)"),
+    )
+    drop_rate: float = attrs.field(
+        default=0.0,
+        converter=_to_float,
+        validator=_rate,
+        metadata=_help("fraction of MAXA requests whose connection is closed without a reply"),
+    )
+    html_rate: float = attrs.field(
+        default=0.0,
+        converter=_to_float,
+        validator=_rate,
+        metadata=_help("fraction of MAXA requests answered with a proxy's HTML 502 page"),
+    )
+    latency: float = attrs.field(
+        default=0.0,
+        converter=_to_float,
+        validator=_non_negative,
+        metadata=_help("seconds added to every MAXA request"),
+    )
+    latency_jitter: float = attrs.field(
+        default=0.0,
+        converter=_to_float,
+        validator=_non_negative,
+        metadata=_help("up to this many further seconds, uniformly random"),
+    )
+    token_error_rate: float = attrs.field(
+        default=0.0,
+        converter=_to_float,
+        validator=_rate,
+        metadata=_help("fraction of token requests answered with a random error status"),
+    )
+    empty_as_not_found: bool = attrs.field(
+        default=True,
+        converter=_to_bool,
+        metadata=_help("an empty list result is answered as inner 404 (else an empty array)"),
+    )
+    seed: int = attrs.field(
+        default=0,
+        converter=_to_int,
+        metadata=_help("seed of the fault randomness (changing it re-seeds)"),
+    )
+
+    # -- introspection --------------------------------------------------------------------------
+
+    @classmethod
+    def knob_names(cls) -> tuple[str, ...]:
+        """Every knob's name, in declaration order."""
+        return tuple(field.name for field in attrs.fields(cls))
+
+    @classmethod
+    def knob_specs(cls) -> tuple[KnobSpec, ...]:
+        """Every knob with its kind, default and help, for building command lines."""
+        specs = []
+        for field in attrs.fields(cls):
+            kind, optional = _KINDS[field.name]
+            specs.append(
+                KnobSpec(
+                    name=field.name,
+                    kind=kind,
+                    optional=optional,
+                    default=field.default,
+                    help=field.metadata.get("help", ""),
+                )
+            )
+        return tuple(specs)
+
+    def as_dict(self) -> dict[str, Any]:
+        """The knobs as plain JSON-able values."""
+        result = attrs.asdict(self)
+        result["error_statuses"] = list(self.error_statuses)
+        return result
+
+    def update(self, **knobs: Any) -> None:
+        """Change several knobs at once; on any invalid value, change none.
+
+        Raises ``TypeError`` for an unknown knob or a wrongly typed value and
+        ``ValueError`` for a value out of range.
+        """
+        unknown = sorted(set(knobs) - set(self.knob_names()))
+        if unknown:
+            raise TypeError(f"unknown knob(s): {', '.join(unknown)}")
+        checked = attrs.evolve(self, **knobs)
+        for name in knobs:
+            object.__setattr__(self, name, getattr(checked, name))
+
+    @classmethod
+    def from_dict(cls, knobs: Mapping[str, Any]) -> GatewayConfig:
+        """Build a config from a mapping of knob names to values (unknown names fail)."""
+        config = cls()
+        config.update(**dict(knobs))
+        return config
+
+
+_KINDS: dict[str, tuple[KnobKind, bool]] = {
+    "client_id": ("str", False),
+    "client_secret": ("str", False),
+    "username": ("str", False),
+    "password": ("str", False),
+    "pid": ("str", False),
+    "token_ttl": ("float", False),
+    "refresh_token_ttl": ("float", False),
+    "refresh_invalidates_old": ("bool", False),
+    "rotate_refresh_token": ("bool", False),
+    "reuse_access_token": ("bool", False),
+    "revoke_every": ("int", True),
+    "rps_limit": ("float", True),
+    "retry_after": ("bool", False),
+    "permanent_429": ("bool", False),
+    "blocked_ip": ("bool", False),
+    "error_rate": ("float", False),
+    "error_statuses": ("statuses", False),
+    "drop_rate": ("float", False),
+    "html_rate": ("float", False),
+    "latency": ("float", False),
+    "latency_jitter": ("float", False),
+    "token_error_rate": ("float", False),
+    "empty_as_not_found": ("bool", False),
+    "seed": ("int", False),
+}
