@@ -19,7 +19,7 @@ import orjson
 
 from .converter import get_converter, structure
 from .envelope import header, loads, parse_envelope
-from .errors import InvalidInputError, MaxaError, ProtocolError
+from .errors import InvalidInputError, MaxaError, NotFoundError, ProtocolError
 from .jalali import JalaliDateTime, to_jalali
 from .models import CodedText, TerminologyVersion
 
@@ -64,6 +64,8 @@ class Call(Generic[T]):
 
     request: Request
     parse_data: Callable[[Any], T]
+    #: For "since" queries an inner 404 means "nothing new": answer this instead of raising.
+    if_not_found: Callable[[], T] | None = None
 
     @property
     def key(self) -> tuple[str, bytes]:
@@ -73,7 +75,12 @@ class Call(Generic[T]):
     def parse(self, status: int, headers: Mapping[str, str], body: bytes) -> T:
         """The typed result of a response, or the MaxaError it amounts to."""
         operation = self.request.operation
-        data = parse_envelope(status, headers, body, operation=operation)
+        try:
+            data = parse_envelope(status, headers, body, operation=operation)
+        except NotFoundError:
+            if self.if_not_found is None:
+                raise
+            return self.if_not_found()
         try:
             return self.parse_data(data)
         except MaxaError as exc:
@@ -181,7 +188,11 @@ def parse_bool(data: Any) -> bool:
 
 def _parse_list(item_type: type[T]) -> Callable[[Any], list[T]]:
     def parse(data: Any) -> list[T]:
-        result: list[T] = structure(_unwrap(data), list[item_type])  # type: ignore[valid-type]
+        decoded = _unwrap(data)
+        if not isinstance(decoded, list):
+            # cattrs would iterate a string or an object's keys into a list: refuse instead
+            raise TypeError(f"expected a JSON array, got {type(decoded).__name__}")
+        result: list[T] = structure(decoded, list[item_type])  # type: ignore[valid-type]
         return result
 
     return parse
@@ -196,11 +207,17 @@ parse_versions = _parse_list(TerminologyVersion)
 
 
 def _call(
-    operation: str, body: Mapping[str, Any], parse: Callable[[Any], T], *, method: str = "POST"
+    operation: str,
+    body: Mapping[str, Any],
+    parse: Callable[[Any], T],
+    *,
+    method: str = "POST",
+    if_not_found: Callable[[], T] | None = None,
 ) -> Call[T]:
     return Call(
         Request(operation, method, BASE_PATH + operation, orjson.dumps(body)),
         parse,
+        if_not_found,
     )
 
 
@@ -224,7 +241,10 @@ def terminology(terminology_id: str, coded_string: str) -> Call[str]:
 
 
 def search_terminology(terminology_id: str, since: object) -> Call[list[CodedText]]:
-    """SearchTerminology: the terms of a terminology created since a Jalali date."""
+    """SearchTerminology: the terms of a terminology created since a Jalali date.
+
+    An inner 404 (the service's answer when nothing matches) is read as an empty list;
+    an unknown terminology id therefore also yields ``[]``."""
     return _call(
         "SearchTerminology",
         {
@@ -232,6 +252,7 @@ def search_terminology(terminology_id: str, since: object) -> Call[list[CodedTex
             "FromDate": from_date_wire(to_jalali(since), iso_string=True),
         },
         parse_coded_texts,
+        if_not_found=list,
     )
 
 
@@ -246,11 +267,13 @@ def validate_cts(coded_text: CodedText) -> Call[bool]:
 
 
 def cts_terminologies(since: object) -> Call[list[str]]:
-    """CtsTerminologies: the ids of terminologies defined since a Jalali date."""
+    """CtsTerminologies: the ids of terminologies defined since a Jalali date
+    (an inner 404 is read as an empty list)."""
     return _call(
         "CtsTerminologies",
         {"FromDate": from_date_wire(to_jalali(since), iso_string=False)},
         parse_strings,
+        if_not_found=list,
     )
 
 

@@ -1,0 +1,138 @@
+"""The shared token: single flight, refresh-ahead, compare-and-invalidate, fallbacks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import attrs
+import pytest
+
+import maxa_async as maxa
+from maxa_async.testing import FakeGateway
+
+RELIGION = ("thritaEHR.Religion", "1")
+
+
+async def test_cold_client_2000_concurrent_calls_one_password_grant(make_client, gateway):
+    async with make_client(max_concurrency=64) as client:
+        results = await asyncio.gather(*(client.terminology(*RELIGION) for _ in range(2000)))
+    assert results == ["اسلام"] * 2000
+    assert gateway.stats.password_grants == 1
+    assert gateway.stats.refresh_grants == 0
+    assert gateway.stats.token_requests == 1
+    assert client.stats.password_grants == 1
+
+
+async def test_token_lifetime_2s_under_load_refreshes_ahead(make_client, gateway):
+    gateway.config.token_ttl = 2.0
+    errors: list[BaseException] = []
+    done = 0
+
+    async def worker(stop: float) -> None:
+        nonlocal done
+        i = 0
+        while time.monotonic() < stop:
+            i += 1
+            try:
+                await client.terminology_value_by_version("eRx", "60002", version="1000")
+                done += 1
+            except maxa.MaxaError as exc:  # pragma: no cover - would fail the test
+                errors.append(exc)
+            await asyncio.sleep(0.005)
+
+    async with make_client(max_concurrency=16, coalesce=False) as client:
+        stop = time.monotonic() + 8.0
+        await asyncio.gather(*(worker(stop) for _ in range(16)))
+    assert errors == []
+    assert done > 1000
+    assert gateway.stats.password_grants == 1
+    # refresh-ahead at 75% of a 2 s lifetime: one refresh every ~1.5 s over ~8 s
+    assert 4 <= gateway.stats.refresh_grants <= 6, gateway.stats.refresh_grants
+    assert gateway.stats.responses_by_status.get(401, 0) == 0
+
+
+async def test_revocations_are_invisible_to_callers(make_client, gateway):
+    gateway.config.revoke_every = 97
+    async with make_client(max_concurrency=32) as client:
+        items = [
+            maxa.CodedText(value="تلفن منزل", terminology_id="ContactType", coded_string="1")
+        ] * 1
+        outcomes = [
+            o
+            async for o in client.validate_many(
+                maxa.CodedText(value=f"v{i}", terminology_id="eRx", coded_string=str(60000 + i))
+                for i in range(1500)
+            )
+        ]
+        assert all(o.error is None for o in outcomes), [o.error for o in outcomes if o.error][:3]
+        assert await client.validate_cts(items[0]) is True
+    assert gateway.stats.revocations >= 10
+    # a thousand 401s would be a thousand refreshes; compare-and-invalidate keeps it near
+    # one refresh per revocation
+    grants = gateway.stats.refresh_grants + gateway.stats.password_grants
+    assert grants <= gateway.stats.revocations + 2
+    assert client.stats.replays_after_401 >= gateway.stats.revocations
+
+
+async def test_refresh_invalidates_old_token_switch(make_client, gateway):
+    gateway.config.token_ttl = 1.0
+    gateway.config.refresh_invalidates_old = True
+    async with make_client(max_concurrency=8) as client:
+        stop = time.monotonic() + 3.0
+        n = 0
+        while time.monotonic() < stop:
+            assert await client.terminology(*RELIGION) == "اسلام"
+            n += 1
+            await asyncio.sleep(0.01)
+    assert gateway.stats.password_grants == 1
+    assert gateway.stats.refresh_grants >= 2
+
+
+async def test_rejected_refresh_falls_back_to_password(make_client, gateway):
+    gateway.config.token_ttl = 0.6
+    gateway.config.refresh_token_ttl = 0.3  # the refresh token dies before refresh-ahead
+    async with make_client() as client:
+        assert await client.terminology(*RELIGION) == "اسلام"
+        await asyncio.sleep(0.7)
+        assert await client.terminology(*RELIGION) == "اسلام"
+    assert gateway.stats.password_grants == 2
+    assert gateway.stats.rejected_grants >= 1
+    assert client.stats.refresh_grants == 0
+
+
+async def test_bad_password_fails_fast_for_every_waiter(gateway):
+    creds = attrs.evolve(gateway.credentials, password="wrong")
+    async with maxa.MaxaClient(creds, base_url=gateway.base_url) as client:
+        started = time.monotonic()
+        results = await asyncio.gather(
+            *(client.terminology(*RELIGION) for _ in range(50)), return_exceptions=True
+        )
+        elapsed = time.monotonic() - started
+    assert all(isinstance(r, maxa.AuthenticationError) for r in results)
+    assert elapsed < 2.0
+    assert gateway.stats.token_requests <= 3
+    assert gateway.stats.requests == 0
+    assert "wrong" not in str(results[0]) and "wrong" not in repr(results[0])
+
+
+async def test_next_call_after_auth_failure_tries_again(gateway):
+    creds = attrs.evolve(gateway.credentials, password="wrong")
+    async with maxa.MaxaClient(creds, base_url=gateway.base_url) as client:
+        for _ in range(3):
+            with pytest.raises(maxa.AuthenticationError):
+                await client.terminology(*RELIGION)
+    assert gateway.stats.token_requests == 3
+
+
+async def test_cancelled_caller_does_not_abort_shared_grant(make_client, gateway: FakeGateway):
+    gateway.config.latency = 0.0
+    async with make_client() as client:
+        first = asyncio.create_task(client.terminology(*RELIGION))
+        second = asyncio.create_task(client.terminology(*RELIGION))
+        await asyncio.sleep(0)  # both waiting on the one grant
+        first.cancel()
+        assert await second == "اسلام"
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    assert gateway.stats.password_grants == 1
