@@ -126,6 +126,11 @@ def _known_statuses(_inst: object, attr: attrs.Attribute[Any], value: tuple[int,
         raise ValueError(f"{attr.name}: {unknown} not among {sorted(ERROR_STATUSES)}")
 
 
+def _count_reseed(inst: Any, _attr: attrs.Attribute[Any], value: int) -> int:
+    inst._seed_epoch += 1
+    return value
+
+
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
@@ -265,21 +270,28 @@ class GatewayConfig:
     seed: int = attrs.field(
         default=0,
         converter=_to_int,
-        metadata=_help("seed of the fault randomness (changing it re-seeds)"),
+        on_setattr=[attrs.setters.convert, attrs.setters.validate, _count_reseed],
+        metadata=_help("seed of the fault randomness (assigning it restarts the sequence)"),
     )
+    _seed_epoch: int = attrs.field(default=0, init=False, repr=False, eq=False)
+
+    @property
+    def seed_epoch(self) -> int:
+        """How many times ``seed`` was assigned: the gateway re-seeds when this changes."""
+        return self._seed_epoch
 
     # -- introspection --------------------------------------------------------------------------
 
     @classmethod
     def knob_names(cls) -> tuple[str, ...]:
         """Every knob's name, in declaration order."""
-        return tuple(field.name for field in attrs.fields(cls))
+        return tuple(field.name for field in _knob_fields(cls))
 
     @classmethod
     def knob_specs(cls) -> tuple[KnobSpec, ...]:
         """Every knob with its kind, default and help, for building command lines."""
         specs = []
-        for field in attrs.fields(cls):
+        for field in _knob_fields(cls):
             kind, optional = _KINDS[field.name]
             specs.append(
                 KnobSpec(
@@ -294,7 +306,7 @@ class GatewayConfig:
 
     def as_dict(self) -> dict[str, Any]:
         """The knobs as plain JSON-able values."""
-        result = attrs.asdict(self)
+        result = {name: getattr(self, name) for name in self.knob_names()}
         result["error_statuses"] = list(self.error_statuses)
         return result
 
@@ -309,7 +321,7 @@ class GatewayConfig:
             raise TypeError(f"unknown knob(s): {', '.join(unknown)}")
         checked = attrs.evolve(self, **knobs)
         for name in knobs:
-            object.__setattr__(self, name, getattr(checked, name))
+            setattr(self, name, getattr(checked, name))
 
     @classmethod
     def from_dict(cls, knobs: Mapping[str, Any]) -> GatewayConfig:
@@ -317,6 +329,10 @@ class GatewayConfig:
         config = cls()
         config.update(**dict(knobs))
         return config
+
+
+def _knob_fields(cls: type[GatewayConfig]) -> list[attrs.Attribute[Any]]:
+    return [field for field in attrs.fields(cls) if not field.name.startswith("_")]
 
 
 _KINDS: dict[str, tuple[KnobKind, bool]] = {

@@ -99,7 +99,8 @@ class FakeGateway:
         self.host = host
         self.port = port
         self._rng = random.Random(self.config.seed)
-        self._rng_seed = self.config.seed
+        self._rng_config = self.config
+        self._rng_epoch = self.config.seed_epoch
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
         self._user_token: dict[str, str] = {}
@@ -240,10 +241,11 @@ class FakeGateway:
         return app
 
     def _random(self) -> random.Random:
-        seed = self.config.seed
-        if seed != self._rng_seed:
-            self._rng.seed(seed)
-            self._rng_seed = seed
+        cfg = self.config
+        if cfg is not self._rng_config or cfg.seed_epoch != self._rng_epoch:
+            self._rng.seed(cfg.seed)
+            self._rng_config = cfg
+            self._rng_epoch = cfg.seed_epoch
         return self._rng
 
     def _reply(self, status: int, body: bytes, content_type: str = _JSON) -> web.Response:
@@ -534,7 +536,7 @@ class FakeGateway:
                 "access_token": access,
                 "token_type": "bearer",
                 "refresh_token": refresh,
-                "expires_in": max(1, math.ceil(expires_at - now)),
+                "expires_in": max(1, math.ceil(round(expires_at - now, 6))),
                 "scope": "trust read write",
             },
         )
