@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .auth import MemoryTokenStore, TokenStore
+from .cache import ResponseCache
 from .client import DEFAULT_BASE_URL, MaxaClient, ValidationOutcome
 from .errors import (
     AuthenticationError,
@@ -42,6 +43,7 @@ __all__ = [
     "NotFoundError",
     "ProtocolError",
     "RateLimitedError",
+    "ResponseCache",
     "RetryBudget",
     "RetryPolicy",
     "ServiceError",

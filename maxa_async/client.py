@@ -23,6 +23,7 @@ import attrs
 
 from . import operations as ops
 from .auth import TokenManager, TokenStore
+from .cache import MISSING, ResponseCache
 from .envelope import header
 from .errors import (
     AuthenticationError,
@@ -73,6 +74,8 @@ class MaxaClient:
         rate_limit: optional cap in requests/second (GCRA).
         fail_fast: raise RateLimitedError instead of queueing when every slot is taken.
         coalesce: identical concurrent calls share one request (all are read-only).
+        cache: a :class:`ResponseCache` to answer repeated lookups and validations
+            from memory (off by default).
         session: an aiohttp ClientSession of yours; the client will not close it.
         ssl: an ``ssl.SSLContext`` (or False to disable verification: don't).
         token_store: where the token lives (process memory by default).
@@ -92,6 +95,7 @@ class MaxaClient:
         rate_limit: float | None = None,
         fail_fast: bool = False,
         coalesce: bool = True,
+        cache: ResponseCache | None = None,
         session: aiohttp.ClientSession | None = None,
         ssl: ssl_module.SSLContext | bool = True,
         token_store: TokenStore | None = None,
@@ -117,6 +121,9 @@ class MaxaClient:
         self._retry = retry or RetryPolicy()
         self._budget = retry_budget
         self._coalesce = coalesce
+        if cache is not None and not isinstance(cache, ResponseCache):
+            raise InvalidInputError("cache", "must be a maxa.ResponseCache or None")
+        self._cache = cache
         self._rng = random.Random()
         self.stats = ClientStats()
         self._limiter = Limiter(
@@ -268,13 +275,26 @@ class MaxaClient:
 
     async def _execute(self, call: ops.Call[T]) -> T:
         self.stats.calls += 1
+        cache = self._cache
+        if cache is not None and call.request.operation in cache.operations:
+            cached = cache.get(call.key)
+            if cached is not MISSING:
+                self.stats.cache_hits += 1
+                result: T = cached
+                return result
+        else:
+            cache = None
         try:
-            if not self._coalesce:
-                return await self._send(call)
-            return await self._coalesced(call)
+            if self._coalesce:
+                result = await self._coalesced(call)
+            else:
+                result = await self._send(call)
         except MaxaError:
             self.stats.failures += 1
             raise
+        if cache is not None:
+            cache.put(call.key, result)
+        return result
 
     async def _coalesced(self, call: ops.Call[T]) -> T:
         key = call.key

@@ -1,0 +1,285 @@
+"""Throughput of MaxaClient against a raw aiohttp baseline, on the same fake gateway, in
+the same run, alternating. Prints one table per scenario with the ratios.
+
+    .venv/bin/python benchmarks/bench_client.py            # all scenarios (~2-3 min)
+    .venv/bin/python benchmarks/bench_client.py --quick    # smaller counts
+
+Scenarios (issues 4 and 5):
+  plain      20,000 ValidateCts at concurrency 64, no limits, no faults: ours / raw
+  ratelimit  gateway capped at R req/s with 429 + Retry-After: ours vs a naive
+             fixed-concurrency client that sleeps each worker on its own 429
+  zipf       100,000 items drawn Zipf-like from 5,000 codes: ours (coalescing +
+             cache) vs raw, items/second
+  latency    50 ms per request: ours vs Little's law (concurrency / latency)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import (  # noqa: E402
+    credentials,
+    erx_terms,
+    gateway_process,
+    gateway_stats,
+    make_items,
+    set_config,
+    table,
+)
+
+import maxa_async as maxa  # noqa: E402
+
+VALIDATE_PATH = "/api/client/apim/v1/maksaservice/gwmaksa/ValidateCts"
+
+
+async def raw_token(info: dict[str, Any]) -> str:
+    auth = aiohttp.encode_basic_auth(info["client_id"], info["client_secret"])
+    form = {"grant_type": "password", "username": info["username"], "password": info["password"]}
+    async with aiohttp.ClientSession() as session:
+        url = info["base_url"] + "/oauth/token"
+        async with session.post(url, data=form, headers={"Authorization": auth}) as r:
+            return str((await r.json())["access_token"])
+
+
+async def raw_validate(
+    info: dict[str, Any],
+    token: str,
+    items: Sequence[maxa.CodedText],
+    concurrency: int,
+    *,
+    naive_429: bool = False,
+) -> tuple[float, int, int]:
+    """The baseline: one session, a worker pool, a fixed token, no retries (except, with
+    ``naive_429``, each worker sleeping out its own Retry-After). Returns
+    (seconds, valid count, 429s seen)."""
+    headers = {
+        "Content-Type": "application/json",
+        "pid": info["pid"],
+        "Authorization": f"Bearer {token}",
+    }
+    url = info["base_url"] + VALIDATE_PATH
+    source = iter(items)
+    valid = 0
+    limited = 0
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal valid, limited
+            for item in source:
+                body = orjson.dumps(
+                    {
+                        "DoCodedText": {
+                            "valueField": item.value,
+                            "terminology_idField": item.terminology_id,
+                            "coded_stringField": item.coded_string,
+                        }
+                    }
+                )
+                while True:
+                    async with session.post(url, data=body, headers=headers) as response:
+                        payload = orjson.loads(await response.read())
+                        if response.status == 429 and naive_429:
+                            limited += 1
+                            await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                            continue
+                        if payload["result"]["data"] == "true":
+                            valid += 1
+                        break
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return time.perf_counter() - started, valid, limited
+
+
+async def ours_validate(
+    info: dict[str, Any],
+    items: Sequence[maxa.CodedText],
+    concurrency: int,
+    **options: Any,
+) -> tuple[float, int, maxa.MaxaClient]:
+    client = maxa.MaxaClient(
+        credentials(info), base_url=info["base_url"], max_concurrency=concurrency, **options
+    )
+    async with client:
+        await client.terminology("thritaEHR.Religion", "1")  # token outside the timing
+        started = time.perf_counter()
+        valid = 0
+        errors = 0
+        async for outcome in client.validate_many(items):
+            if outcome.valid:
+                valid += 1
+            elif outcome.error is not None:
+                errors += 1
+        elapsed = time.perf_counter() - started
+    if errors:
+        print(f"  !! {errors} outcomes ended in errors", file=sys.stderr)
+    return elapsed, valid, client
+
+
+async def ours_gather(
+    info: dict[str, Any], items: Sequence[maxa.CodedText], concurrency: int
+) -> tuple[float, int]:
+    async with maxa.MaxaClient(
+        credentials(info), base_url=info["base_url"], max_concurrency=concurrency
+    ) as client:
+        await client.terminology("thritaEHR.Religion", "1")
+        started = time.perf_counter()
+        results = await asyncio.gather(*(client.validate_cts(item) for item in items))
+        return time.perf_counter() - started, sum(results)
+
+
+async def plain(info: dict[str, Any], terms: list[maxa.CodedText], count: int, rounds: int) -> None:
+    items = make_items(terms, count)
+    token = await raw_token(info)
+    raw_rates, many_rates, gather_rates = [], [], []
+    for _ in range(rounds):
+        seconds, raw_valid, _ = await raw_validate(info, token, items, 64)
+        raw_rates.append(count / seconds)
+        seconds, valid, _ = await ours_validate(info, items, 64)
+        assert valid == raw_valid, (valid, raw_valid)
+        many_rates.append(count / seconds)
+        seconds, valid = await ours_gather(info, items, 64)
+        assert valid == raw_valid
+        gather_rates.append(count / seconds)
+    raw = statistics.median(raw_rates)
+    rows = [
+        ["raw aiohttp (fixed token, worker pool)", f"{raw:,.0f}", "1.00"],
+        [
+            "ours: validate_many",
+            f"{statistics.median(many_rates):,.0f}",
+            f"{statistics.median(many_rates) / raw:.2f}",
+        ],
+        [
+            "ours: gather(validate_cts)",
+            f"{statistics.median(gather_rates):,.0f}",
+            f"{statistics.median(gather_rates) / raw:.2f}",
+        ],
+    ]
+    print(f"\n[plain] {count:,} ValidateCts, concurrency 64, median of {rounds} alternating rounds")
+    print(table(["client", "req/s", "ours/raw"], rows))
+
+
+async def ratelimit(
+    info: dict[str, Any], terms: list[maxa.CodedText], count: int, rps: int
+) -> None:
+    items = make_items(terms, count, seed=2)
+    token = await raw_token(info)
+    await set_config(info, rps_limit=rps, retry_after=True)
+    rows = []
+    try:
+        await gateway_stats(info, reset=True)
+        seconds, _, limited = await raw_validate(info, token, items, 64, naive_429=True)
+        stats = await gateway_stats(info, reset=True)
+        total = stats["requests_by_operation"].get("ValidateCts", 0)
+        rows.append(
+            [
+                "naive fixed-concurrency (per-worker sleep)",
+                f"{count / seconds:,.0f}",
+                f"{count / seconds / rps:.0%}",
+                f"{stats['rate_limited'] / total:.1%}",
+                0,
+            ]
+        )
+        seconds, _, client = await ours_validate(info, items, 64)
+        stats = await gateway_stats(info, reset=True)
+        total = stats["requests_by_operation"].get("ValidateCts", 0)
+        rows.append(
+            [
+                "ours (adaptive + shared cooldown)",
+                f"{count / seconds:,.0f}",
+                f"{count / seconds / rps:.0%}",
+                f"{stats['rate_limited'] / total:.1%}",
+                client.stats.failures,
+            ]
+        )
+    finally:
+        await set_config(info, rps_limit=None)
+    print(
+        f"\n[ratelimit] {count:,} ValidateCts, gateway limited to R = {rps} req/s (429 + "
+        "Retry-After, fixed 1 s windows), concurrency 64"
+    )
+    print(table(["client", "items/s", "of R", "429 share", "errors"], rows))
+
+
+async def zipf(info: dict[str, Any], terms: list[maxa.CodedText], count: int) -> None:
+    items = make_items(terms, count, distinct=5000, zipf=1.1, seed=3)
+    token = await raw_token(info)
+    seconds, raw_valid, _ = await raw_validate(info, token, items, 64)
+    raw = count / seconds
+    seconds, valid, client = await ours_validate(
+        info, items, 64, cache=maxa.ResponseCache(maxsize=20_000, ttl=600)
+    )
+    assert valid == raw_valid, (valid, raw_valid)
+    ours = count / seconds
+    sent = sum(client.stats.requests.values())
+    print(f"\n[zipf] {count:,} items drawn Zipf(1.1) from 5,000 codes, concurrency 64")
+    print(
+        table(
+            ["client", "items/s", "requests sent", "ours/raw"],
+            [
+                ["raw aiohttp", f"{raw:,.0f}", f"{count:,}", "1.00"],
+                ["ours: coalescing + cache", f"{ours:,.0f}", f"{sent:,}", f"{ours / raw:.1f}"],
+            ],
+        )
+    )
+
+
+async def latency(info: dict[str, Any], terms: list[maxa.CodedText], count: int) -> None:
+    items = make_items(terms, count, seed=4)
+    await set_config(info, latency=0.05)
+    try:
+        seconds, _, client = await ours_validate(info, items, 64)
+    finally:
+        await set_config(info, latency=0.0)
+    predicted = 64 / 0.05
+    print(f"\n[latency] {count:,} ValidateCts, 50 ms per request, max_concurrency 64")
+    print(
+        table(
+            ["client", "items/s", "Little's law (64 / 0.05 s)", "of prediction", "final limit"],
+            [
+                [
+                    "ours",
+                    f"{count / seconds:,.0f}",
+                    f"{predicted:,.0f}",
+                    f"{count / seconds / predicted:.0%}",
+                    client.limiter.limit,
+                ]
+            ],
+        )
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller counts")
+    parser.add_argument("--only", choices=["plain", "ratelimit", "zipf", "latency"])
+    parser.add_argument("--rps", type=int, default=1500)
+    args = parser.parse_args()
+    scale = 0.25 if args.quick else 1.0
+    with gateway_process() as info:
+        terms = await erx_terms(info)
+        if args.only in (None, "plain"):
+            await plain(info, terms, int(20_000 * scale), rounds=3)
+        if args.only in (None, "ratelimit"):
+            await ratelimit(info, terms, int(15_000 * scale), args.rps)
+        if args.only in (None, "zipf"):
+            await zipf(info, terms, int(100_000 * scale))
+        if args.only in (None, "latency"):
+            await latency(info, terms, int(5_000 * scale))
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
