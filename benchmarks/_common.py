@@ -48,9 +48,11 @@ def credentials(info: dict[str, Any]) -> maxa.Credentials:
 
 
 async def set_config(info: dict[str, Any], **knobs: Any) -> None:
-    async with aiohttp.ClientSession() as session:
-        async with session.post(info["base_url"] + "/__config", json=knobs) as response:
-            response.raise_for_status()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(info["base_url"] + "/__config", json=knobs) as response,
+    ):
+        response.raise_for_status()
 
 
 async def gateway_stats(info: dict[str, Any], *, reset: bool = False) -> dict[str, Any]:

@@ -29,7 +29,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import (  # noqa: E402
+from _common import (
     credentials,
     erx_terms,
     gateway_process,
@@ -39,7 +39,7 @@ from _common import (  # noqa: E402
     table,
 )
 
-import maxa_async as maxa  # noqa: E402
+import maxa_async as maxa
 
 VALIDATE_PATH = "/api/client/apim/v1/maksaservice/gwmaksa/ValidateCts"
 
@@ -181,7 +181,7 @@ async def ratelimit(
     rows = []
     try:
         await gateway_stats(info, reset=True)
-        seconds, _, limited = await raw_validate(info, token, items, 64, naive_429=True)
+        seconds, _, _limited = await raw_validate(info, token, items, 64, naive_429=True)
         stats = await gateway_stats(info, reset=True)
         total = stats["requests_by_operation"].get("ValidateCts", 0)
         rows.append(
