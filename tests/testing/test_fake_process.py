@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -30,7 +29,6 @@ async def start_process(*args: str) -> tuple[asyncio.subprocess.Process, dict[st
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONUNBUFFERED": "0"},
     )
     assert process.stdout is not None
     try:
