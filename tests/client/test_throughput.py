@@ -21,8 +21,8 @@ async def _align_to_window_start() -> None:
     await asyncio.sleep(1.02 - time.time() % 1.0)
 
 
-async def _until(predicate, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _until(predicate, within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, "condition not reached in time"
         await asyncio.sleep(0.005)
@@ -153,8 +153,8 @@ def test_aimd_halves_once_per_congestion_event_and_grows_back():
     limiter.release(started=100.5, latency=None, rate_limited=True)
     assert limiter.limit == 16
     # additive increase: about +1 per round of `limit` successes
-    limiter._in_flight = 16
-    for _ in range(16):
+    limiter._in_flight = 20
+    for _ in range(20):
         limiter.release(started=102.0, latency=0.01, rate_limited=False)
     assert limiter.limit == 17
     limiter._in_flight = 3000
