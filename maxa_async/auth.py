@@ -110,6 +110,10 @@ class TokenManager:
         return self._token
 
     @property
+    def store(self) -> TokenStore:
+        return self._store
+
+    @property
     def headers(self) -> dict[str, str]:
         """MAXA request headers for the current token, built once per token."""
         return self._headers

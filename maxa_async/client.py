@@ -32,7 +32,7 @@ from .errors import (
     RateLimitedError,
     TransportError,
 )
-from .limits import Limiter, RetryBudget, RetryPolicy, Timeout
+from .limits import Limiter, RateGate, RetryBudget, RetryPolicy, Timeout
 from .models import CodedText, Credentials, TerminologyVersion
 from .oauth import TokenRequest
 from .stats import ClientStats
@@ -79,6 +79,10 @@ class MaxaClient:
         session: an aiohttp ClientSession of yours; the client will not close it.
         ssl: an ``ssl.SSLContext`` (or False to disable verification: don't).
         token_store: where the token lives (process memory by default).
+        rate_gate: a rate budget shared with other clients or processes (see fleet mode).
+        redis_url: fleet mode: share the token and the rate budget with every process
+            using the same Redis and account (needs the ``redis`` extra); also read from
+            ``MAXA_REDIS_URL`` by :meth:`from_env`.
         refresh_fraction: refresh ahead once this share of the token's lifetime is gone.
     """
 
@@ -99,6 +103,9 @@ class MaxaClient:
         session: aiohttp.ClientSession | None = None,
         ssl: ssl_module.SSLContext | bool = True,
         token_store: TokenStore | None = None,
+        rate_gate: RateGate | None = None,
+        redis_url: str | None = None,
+        fleet_rate_limit: float | None = None,
         refresh_fraction: float = 0.75,
         latency_tolerance: float | None = None,
     ) -> None:
@@ -133,6 +140,13 @@ class MaxaClient:
             fail_fast=fail_fast,
             latency_tolerance=latency_tolerance,
         )
+        if redis_url is not None:
+            from .fleet import Fleet  # optional dependency: imported only when asked for
+
+            fleet = Fleet(redis_url, credentials=credentials, rate_limit=fleet_rate_limit)
+            token_store = token_store or fleet.token_store
+            rate_gate = rate_gate or fleet.rate_gate
+        self._gate = rate_gate
         self._transport = AiohttpTransport(
             self._base_url, pool_size=max_concurrency, timeout=timeout, session=session, ssl=ssl
         )
@@ -166,6 +180,11 @@ class MaxaClient:
         self._closed = True
         await self._tokens.aclose()
         await self._transport.close()
+        if self._gate is not None:
+            await self._gate.aclose()
+        closer = getattr(self._tokens.store, "aclose", None)
+        if closer is not None:
+            await closer()
 
     @property
     def base_url(self) -> str:
@@ -343,6 +362,8 @@ class MaxaClient:
             rate_limited = False
             error: MaxaError
             try:
+                if self._gate is not None:
+                    await self._gate.acquire(deadline)
                 token = await self._tokens.get()
                 attempt += 1
                 stats.requests[request.operation] += 1
@@ -397,6 +418,8 @@ class MaxaClient:
                     retry_after = min(error.retry_after, policy.max_retry_after)
                     if limiter.cool_down(retry_after):
                         stats.cooldowns += 1
+                    if self._gate is not None:
+                        await self._gate.cool_down(retry_after)
             if attempt >= policy.attempts or not policy.retry_on(error):
                 raise error
             if self._budget is not None and not self._budget.try_spend(error):

@@ -22,15 +22,36 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol, runtime_checkable
 
 import attrs
 
 from .errors import MaxaError, RateLimitedError, TransportError
 
-__all__ = ["Limiter", "RetryBudget", "RetryPolicy", "Timeout"]
+__all__ = ["Limiter", "RateGate", "RetryBudget", "RetryPolicy", "Timeout"]
 
 Clock = Callable[[], float]
+
+
+@runtime_checkable
+class RateGate(Protocol):
+    """A rate budget shared beyond one client (e.g. a fleet of processes through Redis).
+
+    The client asks it before every MAXA send, after taking a local slot, and tells it
+    about every 429 that carried a Retry-After. Adaptive concurrency stays per client.
+    """
+
+    async def acquire(self, deadline: float | None) -> None:
+        """Wait for the shared budget's next send (and any shared cooldown).
+
+        ``deadline`` is on ``time.monotonic()``; raise RateLimitedError rather than
+        wait past it."""
+
+    async def cool_down(self, seconds: float) -> None:
+        """Pause every member of the budget for ``seconds``."""
+
+    async def aclose(self) -> None:
+        """Release connections."""
 
 
 def _retryable(error: MaxaError) -> bool:
@@ -86,7 +107,7 @@ class RetryPolicy:
         """Back-off before retry number ``retry`` (1-based): full jitter, capped."""
         if not self.backoff:
             return 0.0
-        ceiling = min(self.max_delay, self.base_delay * (2 ** (retry - 1)))
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
         if not self.jitter:
             return ceiling
         return float((rng or random).uniform(ceiling / 2, ceiling))
