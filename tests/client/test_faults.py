@@ -111,10 +111,16 @@ async def test_cancel_half_of_500_in_flight_calls_leaks_nothing(make_client, gat
         results = await asyncio.gather(*tasks, return_exceptions=True)
         cancelled = sum(isinstance(r, asyncio.CancelledError) for r in results)
         assert cancelled >= 200
-        assert all(isinstance(r, str | asyncio.CancelledError) for r in results)
+        odd = [r for r in results if not isinstance(r, str | asyncio.CancelledError)]
+        assert odd == [], odd[:3]
         assert client.limiter.in_flight == 0
         assert client.limiter.waiting == 0
         gateway.config.latency = 0.0
+        # the server still finishes the abandoned requests; count from a clean slate
+        deadline = asyncio.get_running_loop().time() + 5
+        while gateway.stats.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        gateway.reset_stats()
         again = await asyncio.gather(
             *(
                 client.terminology_value_by_version("eRx", "60002", version="1000")
