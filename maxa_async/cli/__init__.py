@@ -1,0 +1,11 @@
+"""The ``maxa`` command line (``pip install 'maxa-async[cli]'``).
+
+Commands: ``demo``, ``emulator``, ``token``, ``terminologies``, ``versions``, ``lookup``,
+``search``, ``terms``, ``validate``. ``maxa --help`` and ``maxa COMMAND --help`` say more.
+"""
+
+from __future__ import annotations
+
+from ._app import cli, main
+
+__all__ = ["cli", "main"]

@@ -1,0 +1,558 @@
+"""The ``maxa`` command: thin click commands over :class:`maxa_async.MaxaClient`."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from .. import __version__
+from ..client import MaxaClient
+from ..errors import InvalidInputError, MaxaError
+from ..jalali import JalaliDateTime
+from ..models import CodedText
+from ._demo import DemoOptions, print_demo, run_demo
+from ._errors import EXIT_CODES_HELP, ExitCode, UsageProblem, describe, exit_code_for
+from ._files import Columns, file_format, write_terms
+from ._output import Output, ensure_utf8_streams
+from ._session import connect, run_async
+from ._settings import GlobalOptions
+from ._validate import ValidateJob, print_report, run_validate
+
+__all__ = ["cli", "main"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+log = logging.getLogger("maxa_async.cli")
+
+_debug = bool(os.environ.get("MAXA_DEBUG"))
+
+_EARLIEST = "1300/01/01"
+
+
+# ---------------------------------------------------------------------------- global options
+
+
+def _options() -> GlobalOptions:
+    ctx = click.get_current_context()
+    options: GlobalOptions = ctx.find_root().ensure_object(GlobalOptions)
+    return options
+
+
+def _enable_debug() -> None:
+    global _debug
+    _debug = True
+    logging.basicConfig(
+        level=logging.DEBUG,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _store(name: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is None or value is False:
+            return
+        setattr(ctx.find_root().ensure_object(GlobalOptions), name, value)
+        if name == "debug":
+            _enable_debug()
+
+    return callback
+
+
+_VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--client-id", "client_id", "OAuth2 client id [MAXA_CLIENT_ID]"),
+    ("--client-secret", "client_secret", "client secret [MAXA_CLIENT_SECRET]; prefer the env"),
+    ("--username", "username", "DITAS user name [MAXA_USERNAME]"),
+    ("--password", "password", "DITAS password [MAXA_PASSWORD]; prefer the environment"),
+    ("--pid", "pid", "service id sent as the pid header [MAXA_PID]"),
+    ("--base-url", "base_url", "gateway URL [MAXA_BASE_URL; default the DITAS gateway]"),
+    ("--env-file", "env_file", "read MAXA_* settings from this file [default: ./.env if any]"),
+)
+_FLAG_OPTIONS: tuple[tuple[str, str, str], ...] = (
+    ("--emulator", "emulator", "talk to a fake gateway started in this process"),
+    ("--json", "json", "print JSON (UTF-8) instead of tables"),
+    ("--debug", "debug", "debug logging, and full tracebacks on errors"),
+)
+
+
+def global_options(command: F) -> F:
+    """Connection and output options, accepted before or after a command's name."""
+    for flag, name, text in reversed(_FLAG_OPTIONS):
+        command = click.option(
+            flag, is_flag=True, default=False, expose_value=False, callback=_store(name), help=text
+        )(command)
+    for flag, name, text in reversed(_VALUE_OPTIONS):
+        command = click.option(
+            flag,
+            default=None,
+            metavar="TEXT" if name != "env_file" else "PATH",
+            expose_value=False,
+            callback=_store(name),
+            help=text,
+        )(command)
+    return command
+
+
+class JalaliDate(click.ParamType[JalaliDateTime]):
+    """A Jalali date, ``1390/10/10`` or ``1390/10/10 10:10:10``; a Gregorian ISO date
+    (year 1700 or later, e.g. ``2012-01-01``) is converted."""
+
+    name = "DATE"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> JalaliDateTime:
+        if isinstance(value, JalaliDateTime):
+            return value
+        text = str(value).strip()
+        try:
+            parsed = JalaliDateTime.parse(text)
+        except InvalidInputError as exc:
+            self.fail(exc.message, param, ctx)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if parsed.year < 1700:
+            return parsed
+        try:
+            moment = dt.datetime.fromisoformat(text)
+        except ValueError as exc:
+            self.fail(f"{text!r}: {exc}", param, ctx)
+        return JalaliDateTime.from_datetime(moment)
+
+
+def _output() -> Output:
+    return Output(json_mode=_options().json)
+
+
+def _term_rows(terms: Sequence[CodedText]) -> list[tuple[str, str, str]]:
+    return [(t.terminology_id, t.coded_string, t.value) for t in terms]
+
+
+def _terms_json(terms: Sequence[CodedText]) -> list[dict[str, str]]:
+    return [
+        {"terminology": t.terminology_id, "code": t.coded_string, "value": t.value} for t in terms
+    ]
+
+
+def _client_call(body: Callable[[MaxaClient, Output], Any], *, concurrency: int = 4) -> int:
+    """Connect (configured gateway or --emulator), run ``body``, return its exit code."""
+    options = _options()
+    output = Output(json_mode=options.json)
+
+    async def main() -> int:
+        async with connect(options, max_concurrency=concurrency) as connection:
+            result = await body(connection.client, output)
+        return int(result) if isinstance(result, int) else ExitCode.OK
+
+    return run_async(main)
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=EXIT_CODES_HELP,
+)
+@click.version_option(__version__, "-V", "--version", prog_name="maxa")
+@global_options
+def cli() -> None:
+    """maxa: look codes up in MAXA (Iran's health coding reference) and validate
+    prescription files, through the DITAS gateway.
+
+    Credentials come from flags, then MAXA_CLIENT_ID, MAXA_CLIENT_SECRET, MAXA_USERNAME,
+    MAXA_PASSWORD, MAXA_PID (and MAXA_BASE_URL) in the environment, then ./.env.
+    Try it without any: `maxa demo`, or any command with --emulator.
+    """
+
+
+@cli.command()
+@click.option("--items", default=30_000, show_default=True, help="prescription lines to check")
+@click.option("--concurrency", default=64, show_default=True, help="most requests in flight")
+@click.option("--seed", default=0, show_default=True, help="seed of the batch and the faults")
+@click.option(
+    "--rps-limit",
+    default=3000.0,
+    show_default=True,
+    help="the fake gateway's requests/second limit, answered with 429 (0: none)",
+)
+@click.option(
+    "--token-ttl", default=3.0, show_default=True, help="the fake's token lifetime, seconds"
+)
+@click.option(
+    "--error-rate", default=0.002, show_default=True, help="share of requests answered 5xx"
+)
+@click.option("--drop-rate", default=0.001, show_default=True, help="share of connections dropped")
+@click.option("--latency", default=0.0, show_default=True, help="seconds added per request")
+@global_options
+def demo(
+    items: int,
+    concurrency: int,
+    seed: int,
+    rps_limit: float,
+    token_ttl: float,
+    error_rate: float,
+    drop_rate: float,
+    latency: float,
+) -> int:
+    """Bulk-validate a generated batch against a fake gateway started in this process.
+
+    The batch repeats popular drugs (Zipf) and plants 8% invalid lines; the fake gateway
+    limits the request rate, expires tokens every few seconds and fails a few requests,
+    so the summary shows the client backing off, refreshing and retrying.
+    """
+    from ..testing import GatewayConfig
+
+    if items < 1 or concurrency < 1:
+        raise UsageProblem("--items and --concurrency must be at least 1")
+    try:
+        config = GatewayConfig(
+            seed=seed,
+            rps_limit=rps_limit or None,
+            token_ttl=token_ttl,
+            error_rate=error_rate,
+            drop_rate=drop_rate,
+            latency=latency,
+        )
+    except (TypeError, ValueError) as exc:
+        raise UsageProblem(str(exc)) from None
+    options = _options()
+    output = Output(json_mode=options.json)
+
+    async def main() -> int:
+        async with connect(options, max_concurrency=concurrency, emulator=config) as connection:
+            report = await run_demo(
+                connection.client,
+                DemoOptions(items=items, concurrency=concurrency, seed=seed),
+                output,
+            )
+            if connection.gateway is not None:
+                report.gateway = connection.gateway.stats.as_dict()
+                report.gateway_knobs = connection.gateway.config.as_dict()
+        print_demo(report, output)
+        return ExitCode.ERROR if report.mismatches else ExitCode.OK
+
+    return run_async(main)
+
+
+@cli.command(
+    context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    add_help_option=False,
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def emulator(args: tuple[str, ...]) -> int:
+    """Run the fake gateway in the foreground: [--host H] [--port N] [knobs...].
+
+    `maxa emulator --help` lists every knob (token lifetime, rate limit, error rates...).
+    """
+    from ._emulator import run_emulator
+
+    return run_emulator(args)
+
+
+@cli.command()
+@click.option("--show", is_flag=True, help="print the access token itself (keep it secret)")
+@global_options
+def token(show: bool) -> int:
+    """Check the credentials: get a token and print its lifetime."""
+
+    async def body(client: MaxaClient, output: Output) -> int:
+        granted = await client.tokens.get()
+        expires = dt.datetime.fromtimestamp(granted.expires_at).astimezone()
+        payload: dict[str, Any] = {
+            "base_url": client.base_url,
+            "token_type": granted.token_type,
+            "expires_in": round(granted.lifetime),
+            "expires_at": expires.isoformat(timespec="seconds"),
+            "scope": granted.scope,
+        }
+        if show:
+            payload["access_token"] = granted.access_token
+        if output.json_mode:
+            output.json(payload)
+        else:
+            rows = [(key.replace("_", " "), value) for key, value in payload.items()]
+            output.pairs(rows, title="token granted")
+            if not show:
+                output.note("the token itself is not shown; pass --show to print it")
+        return ExitCode.OK
+
+    return _client_call(body)
+
+
+@cli.command()
+@click.option(
+    "--since",
+    type=JalaliDate(),
+    default=_EARLIEST,
+    show_default=True,
+    help="only those defined since this Jalali date",
+)
+@global_options
+def terminologies(since: JalaliDateTime) -> int:
+    """List terminology ids (CtsTerminologies)."""
+
+    async def body(client: MaxaClient, output: Output) -> int:
+        ids = await client.cts_terminologies(since=since)
+        if output.json_mode:
+            output.json(ids)
+        else:
+            output.table(
+                ["#", "terminology"],
+                ((i, name) for i, name in enumerate(ids, start=1)),
+                caption=f"{len(ids)} terminologies defined since {since}",
+            )
+        return ExitCode.OK
+
+    return _client_call(body)
+
+
+@cli.command()
+@click.argument("terminology")
+@global_options
+def versions(terminology: str) -> int:
+    """List the versions of TERMINOLOGY (TerminologyVersions)."""
+
+    async def body(client: MaxaClient, output: Output) -> int:
+        found = await client.terminology_versions(terminology)
+        if output.json_mode:
+            output.json(
+                [
+                    {
+                        "id": v.id,
+                        "terminology": v.terminology_id,
+                        "version": v.version,
+                        "version_id": v.version_id,
+                        "is_last": v.is_last,
+                    }
+                    for v in found
+                ]
+            )
+        else:
+            output.table(
+                ["id", "terminology", "version", "version id", "latest"],
+                ((v.id, v.terminology_id, v.version, v.version_id, v.is_last) for v in found),
+                title=f"versions of {terminology}",
+            )
+        return ExitCode.OK
+
+    return _client_call(body)
+
+
+@cli.command()
+@click.argument("terminology")
+@click.argument("code")
+@click.option("--version", "version", default=None, help="a version (default: the latest)")
+@global_options
+def lookup(terminology: str, code: str, version: str | None) -> int:
+    """Print the value of CODE in TERMINOLOGY (Terminology, or TerminologyValueByVersion)."""
+
+    async def body(client: MaxaClient, output: Output) -> int:
+        if version is None:
+            value = await client.terminology(terminology, code)
+        else:
+            value = await client.terminology_value_by_version(terminology, code, version=version)
+        payload = {
+            "terminology": terminology.strip(),
+            "code": code.strip(),
+            "version": version or "latest",
+            "value": value,
+        }
+        if output.json_mode:
+            output.json(payload)
+        else:
+            output.pairs(list(payload.items()))
+        return ExitCode.OK
+
+    return _client_call(body)
+
+
+@cli.command()
+@click.argument("terminology")
+@click.option("--since", type=JalaliDate(), required=True, help="Jalali date, e.g. 1390/10/10")
+@global_options
+def search(terminology: str, since: JalaliDateTime) -> int:
+    """List the terms of TERMINOLOGY created since a date (SearchTerminology)."""
+
+    async def body(client: MaxaClient, output: Output) -> int:
+        terms = await client.search_terminology(terminology, since=since)
+        if output.json_mode:
+            output.json(_terms_json(terms))
+        else:
+            output.table(
+                ["terminology", "code", "value"],
+                _term_rows(terms),
+                caption=f"{len(terms)} terms created since {since}",
+            )
+        return ExitCode.OK
+
+    return _client_call(body)
+
+
+_TABLE_LIMIT = 1000
+
+
+@cli.command()
+@click.argument("terminology")
+@click.option("--version", "version", default=None, help="a version (default: the latest)")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    default=None,
+    help="write every term to this .csv or .jsonl file",
+)
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), help="of --out")
+@global_options
+def terms(terminology: str, version: str | None, out: Path | None, fmt: str | None) -> int:
+    """Fetch a whole version of TERMINOLOGY (TerminologiesTermByVersion)."""
+    out_format = file_format(str(out), fmt, "--out") if out is not None else None
+
+    async def body(client: MaxaClient, output: Output) -> int:
+        chosen = version
+        if chosen is None:
+            listed = await client.terminology_versions(terminology)
+            latest = [v for v in listed if v.is_last] or listed[-1:]
+            if not latest:
+                raise UsageProblem(f"{terminology} has no versions")
+            chosen = latest[0].version
+        started = time.monotonic()
+        found = await client.terminologies_term_by_version(terminology, version=chosen)
+        elapsed = time.monotonic() - started
+        if out is not None and out_format is not None:
+            count = write_terms(out, out_format, found)
+            summary = {
+                "terminology": terminology.strip(),
+                "version": chosen,
+                "terms": count,
+                "out": str(out),
+                "elapsed_s": round(elapsed, 3),
+            }
+            if output.json_mode:
+                output.json(summary)
+            else:
+                output.line(
+                    f"wrote {count:,} terms of {terminology.strip()} version {chosen} "
+                    f"to {out} ({elapsed:.1f}s)"
+                )
+        elif output.json_mode:
+            output.json(_terms_json(found))
+        else:
+            shown = found[:_TABLE_LIMIT]
+            caption = f"{len(found):,} terms of version {chosen}"
+            if len(found) > len(shown):
+                caption += f"; the first {len(shown):,} shown, use --out FILE for all"
+            output.table(["terminology", "code", "value"], _term_rows(shown), caption=caption)
+        return ExitCode.OK
+
+    return _client_call(body)
+
+
+@cli.command(epilog=EXIT_CODES_HELP)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="results file (.csv or .jsonl); rerunning with the same --out resumes after its "
+    "last row [default: results to stdout, summary to stderr]",
+)
+@click.option("--terminology-column", default="terminology", show_default=True)
+@click.option("--code-column", default="code", show_default=True)
+@click.option("--value-column", default="value", show_default=True)
+@click.option("--concurrency", default=32, show_default=True, help="most requests in flight")
+@click.option("--input-format", type=click.Choice(["csv", "jsonl"]), help="[default: by extension]")
+@click.option(
+    "--out-format",
+    type=click.Choice(["csv", "jsonl"]),
+    help="[default: by --out's extension; to stdout: csv, or jsonl with --json]",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="stop after this many rows")
+@click.option("--restart", is_flag=True, help="overwrite --out instead of resuming")
+@global_options
+def validate(
+    file: Path,
+    out: Path | None,
+    terminology_column: str,
+    code_column: str,
+    value_column: str,
+    concurrency: int,
+    input_format: str | None,
+    out_format: str | None,
+    limit: int | None,
+    restart: bool,
+) -> int:
+    """Validate every row of FILE (CSV with a header row, or JSON lines) with ValidateCts.
+
+    Each row needs a terminology id, a code and a value. One result row per input row:
+    row, line, terminology, code, value, status (valid, invalid or error), message.
+    Rows that cannot be read (missing column, bad JSON, empty code, non-ASCII
+    terminology id) become error rows with their line number; the run goes on.
+    """
+    options = _options()
+    output = Output(json_mode=options.json)
+    if concurrency < 1:
+        raise UsageProblem("--concurrency must be at least 1")
+    source_format = file_format(str(file), input_format, "input file")
+    if out is not None:
+        result_format = file_format(str(out), out_format, "--out")
+    else:
+        result_format = file_format("", out_format or ("jsonl" if options.json else "csv"), "")
+    job = ValidateJob(
+        source=file,
+        source_format=source_format,
+        columns=Columns(terminology_column, code_column, value_column),
+        out=out,
+        out_format=result_format,
+        restart=restart,
+        limit=limit,
+        window=max(256, 16 * concurrency),
+    )
+
+    async def main() -> int:
+        async with connect(options, max_concurrency=concurrency) as connection:
+            report = await run_validate(connection.client, job, output)
+        print_report(report, job, output)
+        return report.exit_code
+
+    return run_async(main)
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``maxa`` console script. Returns the exit code (see ``maxa --help``)."""
+    ensure_utf8_streams()
+    try:
+        result = cli.main(
+            args=list(argv) if argv is not None else None, prog_name="maxa", standalone_mode=False
+        )
+    except click.exceptions.Abort:
+        sys.stderr.write("maxa: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code)
+    except click.ClickException as exc:
+        sys.stderr.write(f"maxa: error: {exc.format_message()}\n")
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            sys.stderr.write(f"try '{exc.ctx.command_path} --help'\n")
+        return ExitCode.USAGE
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        sys.stderr.write("maxa: interrupted\n")
+        return ExitCode.INTERRUPTED
+    except (UsageProblem, MaxaError, Exception) as exc:
+        if _debug:
+            traceback.print_exc()
+        sys.stderr.write(f"maxa: {describe(exc)}\n")
+        return exit_code_for(exc)
+    return int(result) if isinstance(result, int) else ExitCode.OK

@@ -1,0 +1,78 @@
+"""Opening a client for a command: the configured gateway, or an in-process fake one."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import attrs
+
+from ..client import MaxaClient
+from ._settings import GlobalOptions, resolve_settings
+
+if TYPE_CHECKING:
+    from ..testing import FakeGateway, GatewayConfig
+
+__all__ = ["Connection", "connect", "run_async"]
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class Connection:
+    client: MaxaClient
+    gateway: FakeGateway | None  # set with --emulator (and for maxa demo)
+
+
+@contextlib.asynccontextmanager
+async def connect(
+    options: GlobalOptions,
+    *,
+    max_concurrency: int = 16,
+    emulator: GatewayConfig | None = None,
+) -> AsyncIterator[Connection]:
+    """A client for the configured gateway, or, with ``--emulator`` (or ``emulator``
+    given), for a fake gateway started in this process with its own credentials."""
+    if options.emulator or emulator is not None:
+        from ..testing import FakeGateway, GatewayConfig
+
+        async with (
+            FakeGateway(emulator or GatewayConfig()) as gateway,
+            MaxaClient(
+                gateway.credentials, base_url=gateway.base_url, max_concurrency=max_concurrency
+            ) as client,
+        ):
+            yield Connection(client, gateway)
+        return
+    settings = resolve_settings(options)
+    credentials = settings.require_credentials()
+    async with MaxaClient(
+        credentials, base_url=settings.base_url, max_concurrency=max_concurrency
+    ) as client:
+        yield Connection(client, None)
+
+
+def run_async(main: Callable[[], Awaitable[T]]) -> T:
+    """Run ``main`` in a new event loop; SIGTERM cancels it as Ctrl-C does, so ``finally``
+    blocks (flushing a results file) run before the process ends."""
+
+    async def runner() -> T:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        installed = False
+        if task is not None:
+            try:
+                loop.add_signal_handler(signal.SIGTERM, task.cancel)
+                installed = True
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # Windows, or not the main thread
+        try:
+            return await main()
+        finally:
+            if installed:
+                loop.remove_signal_handler(signal.SIGTERM)
+
+    return asyncio.run(runner())
