@@ -76,6 +76,8 @@ Behaviour (where the guide is silent, the choice is marked *fake*):
   requests, HTTP 429 ``"Too many requests or Access denied!"`` with
   ``Retry-After`` (seconds to the window's end, at least 1) unless
   ``retry_after=False``. ``permanent_429`` answers the same without Retry-After.
+- A client that hangs up mid-request ends its handling (as nginx's 499 does):
+  counted in ``stats.client_closed``, no longer ``in_flight``.
 - Other paths: HTTP 404 ``{"status": {"statusCode": 404, "message": "Not Found!"}}``.
   Every response carries a ``requestId`` header.
 

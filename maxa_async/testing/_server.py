@@ -117,7 +117,12 @@ class FakeGateway:
         if self._runner is not None:
             raise RuntimeError("the fake gateway is already started")
         runner = web.AppRunner(
-            self.make_app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+            self.make_app(),
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=1.0,
+            # A client that hangs up ends its request, as at a real gateway (nginx's 499).
+            handler_cancellation=True,
         )
         await runner.setup()
         try:
@@ -275,6 +280,9 @@ class FakeGateway:
             stats.peak_in_flight = stats.in_flight
         try:
             return await self._answer_operation(request, method, answer)
+        except asyncio.CancelledError:
+            stats.client_closed += 1
+            raise
         finally:
             stats.in_flight -= 1
 
@@ -284,6 +292,11 @@ class FakeGateway:
         cfg = self.config
         if cfg.blocked_ip:
             return self._reply(403, wire.BLOCKED)
+        try:
+            raw_body = await request.read()
+        except ConnectionError:  # the client hung up while sending
+            self.stats.client_closed += 1
+            return web.Response(status=499)
         if cfg.latency or cfg.latency_jitter:
             jitter = self._random().uniform(0.0, cfg.latency_jitter) if cfg.latency_jitter else 0.0
             await asyncio.sleep(cfg.latency + jitter)
@@ -311,7 +324,7 @@ class FakeGateway:
         if request.method != method or request.content_type != _JSON:
             return self._reply(400, wire.BAD_REQUEST)
         try:
-            body = orjson.loads(await request.read())
+            body = orjson.loads(raw_body)
         except orjson.JSONDecodeError:
             return self._reply(400, wire.BAD_REQUEST)
         if not isinstance(body, dict):

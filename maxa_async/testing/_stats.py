@@ -44,6 +44,8 @@ class GatewayStats:
     revocations: int = 0
     #: Connections closed without a response (``drop_rate``).
     dropped: int = 0
+    #: MAXA requests whose client hung up before the answer (their handling stops then).
+    client_closed: int = 0
     #: MAXA requests being handled now.
     in_flight: int = 0
     #: Highest ``in_flight`` seen since start or the last reset.
@@ -64,6 +66,7 @@ class GatewayStats:
             "rate_limited": self.rate_limited,
             "revocations": self.revocations,
             "dropped": self.dropped,
+            "client_closed": self.client_closed,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
         }

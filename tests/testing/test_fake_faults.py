@@ -222,3 +222,20 @@ async def test_revoke_all_tokens_by_hand(wire: Wire, gw: FakeGateway) -> None:
     gw.revoke_all_tokens()
     assert (await wire.validate()).status == 401
     assert gw.stats.revocations == 1
+
+
+async def test_a_client_hanging_up_ends_its_request(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    gw = await maxa_gateway_factory(latency=0.5)
+    wire = wire_for(gw)
+    await wire.login()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(wire.validate(), timeout=0.1)
+    for _ in range(50):  # bounded: at most ~0.5 s
+        if gw.stats.client_closed:
+            break
+        await asyncio.sleep(0.01)
+    assert gw.stats.client_closed == 1
+    assert gw.stats.in_flight == 0
+    assert gw.stats.responses_by_status == {}

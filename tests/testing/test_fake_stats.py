@@ -67,6 +67,7 @@ async def test_stats_endpoint_matches_python_and_needs_no_credentials(
         "rate_limited",
         "revocations",
         "dropped",
+        "client_closed",
         "in_flight",
         "peak_in_flight",
     }
