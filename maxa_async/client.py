@@ -12,10 +12,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import random
 import ssl as ssl_module
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -160,6 +161,17 @@ class MaxaClient:
         self._pending: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
         self._closed = False
 
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> MaxaClient:
+        """Credentials from ``MAXA_*`` (see :meth:`Credentials.from_env`), ``MAXA_BASE_URL``
+        and ``MAXA_REDIS_URL`` when set; keyword options as for the constructor win."""
+        env = os.environ if environ is None else environ
+        if env.get("MAXA_BASE_URL", "").strip():
+            options.setdefault("base_url", env["MAXA_BASE_URL"].strip())
+        if env.get("MAXA_REDIS_URL", "").strip():
+            options.setdefault("redis_url", env["MAXA_REDIS_URL"].strip())
+        return cls(Credentials.from_env(env), **options)
+
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> MaxaClient:
@@ -258,7 +270,7 @@ class MaxaClient:
         if size < 1:
             raise InvalidInputError("window", "must be >= 1")
         source = _aiter(items)
-        pending: collections.deque[asyncio.Task[ValidationOutcome]] = collections.deque()
+        pending: collections.deque[asyncio.Future[ValidationOutcome]] = collections.deque()
         loop = asyncio.get_running_loop()
         exhausted = False
         done = 0
@@ -270,7 +282,7 @@ class MaxaClient:
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    pending.append(loop.create_task(self._validate_outcome(item)))
+                    pending.append(self._start_validation(loop, item))
                 if not pending:
                     return
                 outcome = await pending.popleft()
@@ -279,16 +291,36 @@ class MaxaClient:
                     progress(done)
                 yield outcome
         finally:
-            for task in pending:
-                task.cancel()
+            for future in pending:
+                future.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _validate_outcome(self, item: Any) -> ValidationOutcome:
+    def _start_validation(
+        self, loop: asyncio.AbstractEventLoop, item: Any
+    ) -> asyncio.Future[ValidationOutcome]:
+        # Bad input and cache hits are answered here, without a task: bulk files repeat.
         try:
-            return ValidationOutcome(item, await self.validate_cts(item))
+            call = ops.validate_cts(item)
+        except MaxaError as exc:
+            self.stats.calls += 1
+            self.stats.failures += 1
+            return _resolved(loop, ValidationOutcome(item, None, exc))
+        cache = self._cache
+        if cache is not None and call.request.operation in cache.operations:
+            cached = cache.get(call.key)
+            if cached is not MISSING:
+                self.stats.calls += 1
+                self.stats.cache_hits += 1
+                return _resolved(loop, ValidationOutcome(item, cached))
+        return loop.create_task(self._validation_outcome(item, call))
+
+    async def _validation_outcome(self, item: Any, call: ops.Call[bool]) -> ValidationOutcome:
+        try:
+            valid = await self._execute(call)
         except MaxaError as exc:
             return ValidationOutcome(item, None, exc)
+        return ValidationOutcome(item, valid)
 
     # ------------------------------------------------------------------ engine
 
@@ -439,6 +471,12 @@ class MaxaClient:
         return await self._transport.request(
             request.method, request.path, request.headers, request.body, operation="token"
         )
+
+
+def _resolved(loop: asyncio.AbstractEventLoop, value: T) -> asyncio.Future[T]:
+    future: asyncio.Future[T] = loop.create_future()
+    future.set_result(value)
+    return future
 
 
 def _cause(error: MaxaError) -> str:
