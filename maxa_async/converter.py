@@ -23,7 +23,14 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from .models import CodedText, JalaliDateTime, TerminologyVersion
 
-__all__ = ["WIRE_NAMES", "get_converter", "make_converter", "structure", "wire_name"]
+__all__ = [
+    "WIRE_NAMES",
+    "error_paths",
+    "get_converter",
+    "make_converter",
+    "structure",
+    "wire_name",
+]
 
 T = TypeVar("T")
 
@@ -106,3 +113,23 @@ def get_converter() -> cattrs.Converter:
 def structure(data: object, cls: type[T]) -> T:
     result: T = get_converter().structure(data, cls)
     return result
+
+
+def error_paths(exc: cattrs.BaseValidationError, path: str = "$") -> list[str]:
+    """``cattrs.transform_error``, with fields named as on the wire (``VersionId``, not
+    ``version_id``): the path is read against the response body."""
+    _wire_notes(exc)
+    return cattrs.transform_error(exc, path=path)
+
+
+def _wire_notes(exc: BaseException) -> None:
+    if isinstance(exc, cattrs.ClassValidationError) and exc.cl in WIRE_NAMES:
+        for sub in exc.exceptions:
+            sub.__notes__ = [
+                cattrs.AttributeValidationNote(note, wire_name(exc.cl, note.name), note.type)
+                if type(note) is cattrs.AttributeValidationNote
+                else note
+                for note in getattr(sub, "__notes__", [])
+            ]
+    for sub in getattr(exc, "exceptions", ()):
+        _wire_notes(sub)

@@ -78,7 +78,10 @@ def _status_code(node: object) -> int | None:
     if isinstance(code, int):
         return code
     if isinstance(code, str) and code.strip().isdigit():
-        return int(code.strip())
+        try:
+            return int(code.strip())
+        except ValueError:  # "²" passes isdigit() but not int(); so do 4300+ digits
+            return None
     return None
 
 

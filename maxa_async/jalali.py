@@ -41,6 +41,15 @@ def _jalali_date(*args: object) -> JalaliDate:
     return JalaliDate(*args)  # type: ignore[no-untyped-call]
 
 
+def _from_gregorian(value: _dt.date) -> JalaliDate:
+    try:
+        return _jalali_date(_dt.date(value.year, value.month, value.day))
+    except ValueError:  # persiantools' own range error, which names no field of ours
+        raise InvalidInputError(
+            "date", f"{value.isoformat()} is outside Jalali years {_MIN_YEAR}..{_MAX_YEAR}"
+        ) from None
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -85,15 +94,18 @@ class JalaliDateTime:
     @classmethod
     def from_date(cls, value: _dt.date) -> JalaliDateTime:
         """Midnight of a Gregorian date (a datetime's time part is dropped)."""
-        jd = _jalali_date(_dt.date(value.year, value.month, value.day))
+        jd = _from_gregorian(value)
         return cls(jd.year, jd.month, jd.day)
 
     @classmethod
     def from_datetime(cls, value: _dt.datetime) -> JalaliDateTime:
         """Aware datetimes are converted to Tehran time; naive ones are taken as Tehran time."""
         if value.tzinfo is not None and value.utcoffset() is not None:
-            value = value.astimezone(TEHRAN)
-        jd = _jalali_date(value.date())
+            try:
+                value = value.astimezone(TEHRAN)
+            except OverflowError:  # e.g. datetime.max in UTC is past datetime.max in Tehran
+                raise InvalidInputError("datetime", f"{value!r} is out of range") from None
+        jd = _from_gregorian(value.date())
         return cls(jd.year, jd.month, jd.day, value.hour, value.minute, value.second)
 
     @classmethod
@@ -137,15 +149,15 @@ def to_jalali(value: object, *, field: str = "since") -> JalaliDateTime:
     """Coerce a ``since=`` argument: JalaliDateTime, datetime, date, or a Jalali string."""
     if isinstance(value, JalaliDateTime):
         return value
-    if isinstance(value, _dt.datetime):
-        return JalaliDateTime.from_datetime(value)
-    if isinstance(value, _dt.date):
-        return JalaliDateTime.from_date(value)
-    if isinstance(value, str):
-        try:
+    try:
+        if isinstance(value, _dt.datetime):
+            return JalaliDateTime.from_datetime(value)
+        if isinstance(value, _dt.date):
+            return JalaliDateTime.from_date(value)
+        if isinstance(value, str):
             return JalaliDateTime.parse(value)
-        except InvalidInputError as exc:
-            raise InvalidInputError(field, exc.message) from None
+    except InvalidInputError as exc:
+        raise InvalidInputError(field, exc.message) from None
     raise InvalidInputError(
         field,
         "must be a datetime.datetime, datetime.date, maxa.JalaliDateTime or a Jalali "

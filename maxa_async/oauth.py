@@ -89,7 +89,10 @@ def _expires_in(raw: object) -> float:
     if isinstance(raw, bool):
         raise ValueError("expires_in is a boolean")
     if isinstance(raw, int | float):
-        seconds = float(raw)
+        try:
+            seconds = float(raw)
+        except OverflowError:  # an int beyond float range, e.g. 10**400
+            raise ValueError("expires_in is too large") from None
     elif isinstance(raw, str):
         seconds = float(raw.strip())
     else:

@@ -17,7 +17,7 @@ import attrs
 import cattrs
 import orjson
 
-from .converter import get_converter, structure
+from .converter import error_paths, get_converter, structure
 from .envelope import header, loads, parse_envelope
 from .errors import InvalidInputError, MaxaError, NotFoundError, ProtocolError
 from .jalali import JalaliDateTime, to_jalali
@@ -89,7 +89,7 @@ class Call(Generic[T]):
             raise
         except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
             if isinstance(exc, cattrs.BaseValidationError):
-                detail = "; ".join(cattrs.transform_error(exc, path="$.result.data"))
+                detail = "; ".join(error_paths(exc, path="$.result.data"))
             else:
                 detail = str(exc)
             raise ProtocolError(
