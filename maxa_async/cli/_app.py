@@ -130,8 +130,9 @@ class JalaliDate(click.ParamType[JalaliDateTime]):
         return JalaliDateTime.from_datetime(moment)
 
 
-def _output() -> Output:
-    return Output(json_mode=_options().json)
+def _date_text(moment: JalaliDateTime) -> str:
+    text = str(moment)
+    return text.removesuffix(" 00:00:00")
 
 
 def _term_rows(terms: Sequence[CodedText]) -> list[tuple[str, str, str]]:
@@ -310,7 +311,7 @@ def terminologies(since: JalaliDateTime) -> int:
             output.table(
                 ["#", "terminology"],
                 ((i, name) for i, name in enumerate(ids, start=1)),
-                caption=f"{len(ids)} terminologies defined since {since}",
+                caption=f"{len(ids)} terminologies defined since {_date_text(since)}",
             )
         return ExitCode.OK
 
@@ -392,7 +393,7 @@ def search(terminology: str, since: JalaliDateTime) -> int:
             output.table(
                 ["terminology", "code", "value"],
                 _term_rows(terms),
-                caption=f"{len(terms)} terms created since {since}",
+                caption=f"{len(terms)} terms created since {_date_text(since)}",
             )
         return ExitCode.OK
 

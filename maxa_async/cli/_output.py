@@ -73,12 +73,14 @@ class Output:
         title: str | None = None,
         caption: str | None = None,
     ) -> None:
-        table = Table(title=title, caption=caption, title_justify="left")
+        table = Table(title=title, title_justify="left")
         for column in columns:
             table.add_column(column, overflow="fold")
         for row in rows:
             table.add_row(*(_cell(value) for value in row))
         self.out.print(table)
+        if caption:
+            self.line(caption)
 
     def pairs(
         self, rows: Iterable[tuple[str, object]], *, title: str | None = None, err: bool = False
