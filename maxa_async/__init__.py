@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from .auth import MemoryTokenStore, TokenStore
-from .cache import ResponseCache
-from .client import DEFAULT_BASE_URL, MaxaClient, ValidationOutcome
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AuthenticationError,
     BadRequestError,
@@ -19,9 +18,45 @@ from .errors import (
     TransportError,
 )
 from .jalali import TEHRAN, JalaliDateTime
-from .limits import RetryBudget, RetryPolicy, Timeout
 from .models import CodedText, Credentials, TerminologyVersion, Token
-from .stats import ClientStats
+
+if TYPE_CHECKING:
+    from .auth import MemoryTokenStore, TokenStore
+    from .cache import ResponseCache
+    from .client import DEFAULT_BASE_URL, MaxaClient, ValidationOutcome
+    from .limits import RetryBudget, RetryPolicy, Timeout
+    from .stats import ClientStats
+
+# The I/O layers (aiohttp, asyncio) load on first use, so that importing the sans-I/O
+# core (`maxa_async.operations`, `.envelope`, ...) through the package stays free of them.
+_LAZY = {
+    "MemoryTokenStore": "auth",
+    "TokenStore": "auth",
+    "ResponseCache": "cache",
+    "DEFAULT_BASE_URL": "client",
+    "MaxaClient": "client",
+    "ValidationOutcome": "client",
+    "RetryBudget": "limits",
+    "RetryPolicy": "limits",
+    "Timeout": "limits",
+    "ClientStats": "stats",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'maxa_async' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

@@ -12,8 +12,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pytest
-
 import maxa_async
 
 PACKAGE_DIR = Path(maxa_async.__file__).resolve().parent
@@ -64,14 +62,6 @@ def test_core_modules_import_neither_aiohttp_nor_asyncio() -> None:
     assert set(result["loaded"]) == {"maxa_async", *(f"maxa_async.{name}" for name in CORE)}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "maxa_async/__init__.py imports .client (aiohttp, asyncio) eagerly, so "
-        "`import maxa_async.operations` loads them too; a lazy __getattr__ for the "
-        "client names in __init__ would make this pass (then drop this marker)"
-    ),
-)
 def test_importing_the_core_through_the_package_stays_sans_io() -> None:
     result = _run(
         f"""
