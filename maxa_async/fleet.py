@@ -1,0 +1,569 @@
+"""Fleet mode: every process (and host) on one DITAS account shares one OAuth2 token and
+one rate budget through Redis.
+
+::
+
+    fleet = Fleet("redis://cache:6379/0", credentials=creds, rate_limit=380)
+    client = MaxaClient(creds, token_store=fleet.token_store, rate_gate=fleet.rate_gate)
+    # the same, shorter: MaxaClient(creds, redis_url="redis://...", fleet_rate_limit=380)
+
+Keys, all under one prefix per account (``maxa:{<hash of client id, user, pid>}`` unless
+``key_prefix`` is given; the braces are a Redis Cluster hash tag keeping them in one slot):
+
+``<prefix>:token``
+    The fleet's current token as JSON, expiring with the token itself.
+``<prefix>:lease``
+    The refresh lease: a random owner id, ``PX lease_seconds``, renewed by its live holder
+    every third of that; a holder that dies stops renewing, so the fleet waits at most
+    ``lease_seconds`` before another process takes over.
+``<prefix>:gcra``
+    The rate budget's theoretical arrival time (microseconds on the Redis server's clock).
+``<prefix>:cooldown``
+    Present while the gateway has asked the account to pause (a 429's Retry-After).
+
+Algorithms:
+
+* Token: :class:`RedisTokenStore` plugs into :class:`~maxa_async.auth.TokenManager`.
+  ``invalidate`` is compare-and-delete in one Lua script, so a 401 forgets the fleet's
+  token only if it is still the one the 401 was for. ``refresh_lease`` is
+  ``SET NX PX`` with a random owner, released by compare-and-delete. A process that does
+  not get it polls (every ``poll_interval``, one round trip) until either a new token
+  appears (it yields False: use the stored token, no grant) or the lease is gone,
+  released without a new token or expired after its holder died (it takes the lease and
+  yields True).
+* Rate budget: :class:`RedisRateGate` runs GCRA in a Lua script: one atomic round trip
+  per request reserves the next send time on the shared timeline (Redis ``TIME``, so the
+  hosts' clocks do not matter) and returns how long to sleep. The cooldown key is checked
+  in the same script; ``cool_down`` sets it (max with the current one) and pushes the
+  timeline past it. A sender that slept checks the cooldown once more before sending.
+  The ``limits`` library's Redis storage was not used: its moving window answers
+  "allowed now?" only, so each process would have to poll (many round trips per request
+  and bursts at every window edge), it knows no cooldown, and it is not a dependency.
+
+When Redis fails (refused, timed out, any Redis error), the fleet falls back to
+per-process behaviour: the token store works from process memory (the last token seen
+in Redis) and the rate gate lets everything through (each client's own limiter and
+cooldown still apply). One warning is logged per outage; ``Fleet.stats()`` shows
+``degraded`` and ``redis_errors``. Redis is tried again ``retry_after`` seconds later.
+
+Security: Redis holds the fleet's access and refresh tokens. Use a Redis that only the
+fleet can reach (network policy, ``requirepass``/ACL user, ``rediss://`` across hosts).
+Nothing here logs a token, a credential or the Redis URL's password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import math
+import random
+import secrets
+import time
+import urllib.parse
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TypeVar
+
+import orjson
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.commands.core import AsyncScript
+from redis.exceptions import RedisError
+
+from .errors import RateLimitedError
+from .models import Credentials, Token
+
+__all__ = ["Fleet", "RedisRateGate", "RedisTokenStore", "default_key_prefix"]
+
+log = logging.getLogger("maxa_async.fleet")
+
+T = TypeVar("T")
+
+_SCHEMES: Final = ("redis", "rediss", "unix")
+
+# KEYS[1] lease, KEYS[2] token; ARGV[1] owner, ARGV[2] lease ms, ARGV[3] the token version
+# seen when the wait began ("-" on the first try). Returns {acquired, token version}.
+# A new token since the wait began wins over a free lease: no second grant.
+_ACQUIRE_LUA: Final = """
+local raw = redis.call('GET', KEYS[2])
+local version = ''
+if raw then version = redis.sha1hex(raw) end
+if ARGV[3] ~= '-' and version ~= '' and version ~= ARGV[3] then
+  return {0, version}
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return {1, version}
+end
+return {0, version}
+"""
+
+# KEYS[1] lease; ARGV[1] owner. Deletes the lease only if we still own it.
+_RELEASE_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# KEYS[1] lease; ARGV[1] owner, ARGV[2] lease ms. Extends the lease only if we own it.
+_RENEW_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS[1] token; ARGV[1] access token. Compare-and-delete.
+_INVALIDATE_LUA: Final = """
+local raw = redis.call('GET', KEYS[1])
+if not raw then return 0 end
+local ok, token = pcall(cjson.decode, raw)
+if (not ok) or token['access_token'] == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+# GCRA with reservation. KEYS[1] tat, KEYS[2] cooldown; ARGV[1] interval us (0: no cap),
+# ARGV[2] burst tolerance us, ARGV[3] longest acceptable wait us (-1: any),
+# ARGV[4] "1": only check the cooldown. Returns {kind, microseconds}:
+# {0, wait} go after wait (slot reserved), {1, left} cooldown, {2, wait} past the deadline.
+_GCRA_LUA: Final = """
+local cool = redis.call('PTTL', KEYS[2])
+if cool > 0 then return {1, cool * 1000} end
+local interval = tonumber(ARGV[1])
+if interval <= 0 or ARGV[4] == '1' then return {0, 0} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now - tonumber(ARGV[2])
+if wait < 0 then wait = 0 end
+local limit = tonumber(ARGV[3])
+if limit >= 0 and wait > limit then return {2, wait} end
+local new_tat = tat + interval
+local ttl = math.ceil((new_tat - now) / 1000) + 1000
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
+return {0, wait}
+"""
+
+# KEYS[1] cooldown, KEYS[2] tat; ARGV[1] ms. Max with the current cooldown; the timeline
+# restarts after it, so no reservation falls inside. Returns 1 if the pause was extended.
+_COOL_DOWN_LUA: Final = """
+local ms = tonumber(ARGV[1])
+if redis.call('PTTL', KEYS[1]) >= ms then return 0 end
+redis.call('SET', KEYS[1], '1', 'PX', ms)
+local t = redis.call('TIME')
+local after = tonumber(t[1]) * 1000000 + tonumber(t[2]) + ms * 1000
+local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tat < after then
+  redis.call('SET', KEYS[2], string.format('%.0f', after), 'PX', ms + 1000)
+end
+return 1
+"""
+
+_SCRIPTS: Final = {
+    "acquire": _ACQUIRE_LUA,
+    "release": _RELEASE_LUA,
+    "renew": _RENEW_LUA,
+    "invalidate": _INVALIDATE_LUA,
+    "gcra": _GCRA_LUA,
+    "cool_down": _COOL_DOWN_LUA,
+}
+
+_GO: Final = 0
+_COOLING: Final = 1
+_TOO_LATE: Final = 2
+
+
+def default_key_prefix(credentials: Credentials) -> str:
+    """``maxa:{<digest>}``: one prefix per account (client id, user, pid), none in clear."""
+    material = "\0".join((credentials.client_id, credentials.username, credentials.pid))
+    digest = hashlib.sha256(material.encode()).hexdigest()[:24]
+    return f"maxa:{{{digest}}}"
+
+
+def _redacted_url(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}***@{netloc}"))
+
+
+class _Unavailable(Exception):
+    """Redis is down (or backing off): use the per-process fallback."""
+
+
+class _Connection:
+    """One Redis client and its scripts, bound to the event loop that created them."""
+
+    def __init__(self, client: aioredis.Redis, loop: asyncio.AbstractEventLoop) -> None:
+        self.client = client
+        self.loop = loop
+        self.scripts: dict[str, AsyncScript] = {
+            name: client.register_script(source) for name, source in _SCRIPTS.items()
+        }
+
+
+class Fleet:
+    """A Redis-backed token store and rate gate for one account.
+
+    Args:
+        redis_url: ``redis://[user:password@]host:port/db``, ``rediss://...`` or
+            ``unix://...``. The connection is made on first use, in the running loop.
+        credentials: the account; only its client id, user and pid (hashed) name the keys.
+        rate_limit: the account's requests/second for the whole fleet (None: no cap; the
+            shared 429 cooldown still applies). Keep it a little under the gateway's limit.
+        burst: sends allowed back to back above the steady rate (1: none).
+        key_prefix: the keys' prefix (default :func:`default_key_prefix`).
+        lease_seconds: how long a refresh lease outlives a holder that stopped renewing
+            it (crashed); the longest the fleet waits for a dead holder.
+        poll_interval: how often a process waiting for another's refresh looks again.
+        retry_after: seconds between attempts to reach Redis again after a failure.
+        redis_timeout: connect and command timeout, seconds.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        *,
+        credentials: Credentials,
+        rate_limit: float | None = None,
+        burst: int = 1,
+        key_prefix: str | None = None,
+        lease_seconds: float = 10.0,
+        poll_interval: float = 0.025,
+        retry_after: float = 5.0,
+        redis_timeout: float = 1.0,
+    ) -> None:
+        scheme = urllib.parse.urlsplit(redis_url).scheme
+        if scheme not in _SCHEMES:
+            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
+        if rate_limit is not None and not rate_limit > 0:
+            raise ValueError(f"rate_limit must be positive requests/second, got {rate_limit!r}")
+        if not isinstance(burst, int) or burst < 1:
+            raise ValueError(f"burst must be an int >= 1, got {burst!r}")
+        for name, value in (
+            ("lease_seconds", lease_seconds),
+            ("poll_interval", poll_interval),
+            ("redis_timeout", redis_timeout),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be positive, got {value!r}")
+        if retry_after < 0:
+            raise ValueError(f"retry_after must be >= 0, got {retry_after!r}")
+        if key_prefix is not None and not key_prefix.strip():
+            raise ValueError("key_prefix must not be blank")
+        self._url = redis_url
+        self.key_prefix = key_prefix or default_key_prefix(credentials)
+        self.retry_after = retry_after
+        self.redis_timeout = redis_timeout
+        self._connection: _Connection | None = None
+        self._down_until = 0.0
+        self.degraded = False
+        self.redis_errors = 0
+        self.degradations = 0
+        self.token_store = RedisTokenStore(
+            self, lease_seconds=lease_seconds, poll_interval=poll_interval
+        )
+        self.rate_gate = RedisRateGate(self, rate_limit=rate_limit, burst=burst)
+
+    def key(self, name: str) -> str:
+        return f"{self.key_prefix}:{name}"
+
+    def __repr__(self) -> str:
+        return f"Fleet({_redacted_url(self._url)!r}, key_prefix={self.key_prefix!r})"
+
+    def stats(self) -> dict[str, Any]:
+        """Counters of this process's fleet traffic; no token, no credential."""
+        store = self.token_store
+        gate = self.rate_gate
+        return {
+            "degraded": self.degraded,
+            "redis_errors": self.redis_errors,
+            "degradations": self.degradations,
+            "lease_waits": store.lease_waits,
+            "lease_takeovers": store.lease_takeovers,
+            "tokens_from_fleet": store.tokens_from_fleet,
+            "rate_waits": gate.waits,
+            "rate_wait_total": round(gate.wait_total, 6),
+            "cooldowns": gate.cooldowns,
+        }
+
+    # ------------------------------------------------------------------ Redis access
+
+    def _redis(self) -> _Connection:
+        loop = asyncio.get_running_loop()
+        connection = self._connection
+        if connection is None or connection.loop is not loop:
+            # A client belongs to the loop that made it (the MaxaClient may have been
+            # built outside any loop, or used by several asyncio.run calls in turn).
+            client = aioredis.from_url(
+                self._url,
+                decode_responses=True,
+                socket_timeout=self.redis_timeout,
+                socket_connect_timeout=self.redis_timeout,
+                retry=Retry(NoBackoff(), 1),  # one retry: a pooled connection may be stale
+                health_check_interval=30,
+            )
+            connection = self._connection = _Connection(client, loop)
+        return connection
+
+    async def run(self, action: Callable[[_Connection], Awaitable[T]]) -> T:
+        """Run ``action`` against Redis, or raise _Unavailable (and degrade) if it fails."""
+        if self._down_until and time.monotonic() < self._down_until:
+            raise _Unavailable
+        try:
+            result = await action(self._redis())
+        except (TimeoutError, RedisError, OSError) as exc:
+            self._failed(exc)
+            raise _Unavailable from exc
+        if self.degraded:
+            self.degraded = False
+            self._down_until = 0.0
+            log.info("Redis is reachable again; fleet mode resumed")
+        return result
+
+    async def script(self, name: str, keys: list[str], args: list[str | int]) -> Any:
+        """Run one of this module's Lua scripts (EVALSHA, loaded again after a restart)."""
+
+        async def action(connection: _Connection) -> Any:
+            return await connection.scripts[name](keys=keys, args=args)
+
+        return await self.run(action)
+
+    def _failed(self, exc: BaseException) -> None:
+        self.redis_errors += 1
+        self._down_until = time.monotonic() + self.retry_after
+        if not self.degraded:
+            self.degraded = True
+            self.degradations += 1
+            log.warning(
+                "Redis unavailable (%s: %s); fleet mode degraded to per-process token and "
+                "rate limiting; retrying Redis every %.1fs",
+                type(exc).__name__,
+                str(exc)[:200],
+                self.retry_after,
+            )
+        else:
+            log.debug("Redis still unavailable (%s)", type(exc).__name__)
+
+    async def aclose(self) -> None:
+        """Close the Redis connections (they reopen if the fleet is used again)."""
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:  # pragma: no cover - aclose is a coroutine
+            running = None
+        if connection.loop is running:
+            with contextlib.suppress(TimeoutError, RedisError, OSError):
+                await connection.client.aclose()
+
+
+def _encode(token: Token) -> str:
+    return orjson.dumps(
+        {
+            "access_token": token.access_token,
+            "refresh_token": token.refresh_token,
+            "token_type": token.token_type,
+            "scope": token.scope,
+            "expires_at": token.expires_at,
+            "lifetime": token.lifetime,
+        }
+    ).decode()
+
+
+def _decode(raw: str) -> Token | None:
+    try:
+        data = orjson.loads(raw)
+        return Token(
+            access_token=str(data["access_token"]),
+            refresh_token=None if data["refresh_token"] is None else str(data["refresh_token"]),
+            token_type=str(data["token_type"]),
+            scope=None if data["scope"] is None else str(data["scope"]),
+            expires_at=float(data["expires_at"]),
+            lifetime=float(data["lifetime"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        log.warning("the fleet's stored token is unreadable; ignoring it")
+        return None
+
+
+class RedisTokenStore:
+    """The fleet's current token in Redis, and a refresh lease so one process refreshes.
+
+    The token (access *and* refresh token) is stored in clear in Redis: Redis must be
+    trusted and access-controlled. On a Redis failure it serves the last token it saw
+    from process memory and every process refreshes on its own (see :class:`Fleet`).
+    """
+
+    def __init__(self, fleet: Fleet, *, lease_seconds: float, poll_interval: float) -> None:
+        self.fleet = fleet
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self._lease_ms = max(1, round(lease_seconds * 1000))
+        self._token_key = fleet.key("token")
+        self._lease_key = fleet.key("lease")
+        self._mirror: Token | None = None
+        self.lease_waits = 0  # refreshes that waited for another process's lease
+        self.lease_takeovers = 0  # leases taken after a wait that brought no new token
+        self.tokens_from_fleet = 0  # waits ended by another process's new token
+
+    async def load(self) -> Token | None:
+        try:
+            raw = await self.fleet.run(lambda c: c.client.get(self._token_key))
+        except _Unavailable:
+            return self._mirror
+        token = None if raw is None else _decode(str(raw))
+        self._mirror = token
+        return token
+
+    async def save(self, token: Token) -> None:
+        self._mirror = token
+        ttl_ms = math.floor((token.expires_at - time.time()) * 1000)
+        if ttl_ms <= 0:
+            return  # already expired: nothing worth sharing
+        raw = _encode(token)
+        with contextlib.suppress(_Unavailable):
+            await self.fleet.run(lambda c: c.client.set(self._token_key, raw, px=ttl_ms))
+
+    async def invalidate(self, access_token: str) -> None:
+        if self._mirror is not None and self._mirror.access_token == access_token:
+            self._mirror = None
+        with contextlib.suppress(_Unavailable):
+            await self.fleet.script("invalidate", [self._token_key], [access_token])
+
+    @contextlib.asynccontextmanager
+    async def refresh_lease(self) -> AsyncIterator[bool]:
+        """Yields True to the one process that should grant; False once another process
+        has stored a new token (use it). Waits while another live process holds it."""
+        owner = secrets.token_hex(16)
+        outcome = await self._acquire(owner)
+        if outcome != "held":
+            yield outcome == "local"
+            return
+        watchdog = asyncio.get_running_loop().create_task(self._renew(owner))
+        try:
+            yield True
+        finally:
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+            with contextlib.suppress(_Unavailable):
+                await self.fleet.script("release", [self._lease_key], [owner])
+
+    async def _acquire(self, owner: str) -> str:
+        """ "held": we hold the lease; "other": a new token arrived; "local": no Redis."""
+        seen = "-"
+        while True:
+            try:
+                acquired, version = await self.fleet.script(
+                    "acquire", [self._lease_key, self._token_key], [owner, self._lease_ms, seen]
+                )
+            except _Unavailable:
+                return "local"
+            if int(acquired):
+                if seen != "-":
+                    self.lease_takeovers += 1
+                return "held"
+            if seen == "-":
+                seen = str(version)
+                self.lease_waits += 1
+                log.debug("another process is refreshing the token; waiting for it")
+            elif version and version != seen:
+                self.tokens_from_fleet += 1
+                return "other"
+            await asyncio.sleep(self.poll_interval * random.uniform(0.8, 1.2))
+
+    async def _renew(self, owner: str) -> None:
+        period = self.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                kept = await self.fleet.script("renew", [self._lease_key], [owner, self._lease_ms])
+            except _Unavailable:
+                continue
+            if not int(kept):
+                log.debug("refresh lease lost (expired); another process may refresh too")
+                return
+
+    async def aclose(self) -> None:
+        await self.fleet.aclose()
+
+
+class RedisRateGate:
+    """A requests/second budget and a 429 cooldown shared by every process of the fleet.
+
+    ``acquire`` is one Redis round trip when the budget has room (two when it had to
+    sleep for its slot: the cooldown is checked again before sending). On a Redis
+    failure it lets everything through: each client's own limiter still applies.
+    """
+
+    def __init__(self, fleet: Fleet, *, rate_limit: float | None, burst: int) -> None:
+        self.fleet = fleet
+        self.rate_limit = rate_limit
+        self._interval_us = round(1e6 / rate_limit) if rate_limit else 0
+        self._tolerance_us = self._interval_us * (burst - 1)
+        self._keys = [fleet.key("gcra"), fleet.key("cooldown")]
+        self.waits = 0  # sends that waited for the shared budget or cooldown
+        self.wait_total = 0.0
+        self.cooldowns = 0  # fleet-wide pauses this process started or extended
+
+    async def acquire(self, deadline: float | None) -> None:
+        check_only = False
+        while True:
+            left = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1e6))
+            try:
+                kind, micros = await self.fleet.script(
+                    "gcra",
+                    self._keys,
+                    [self._interval_us, self._tolerance_us, left, int(check_only)],
+                )
+            except _Unavailable:
+                return
+            kind = int(kind)
+            wait = int(micros) / 1e6
+            if kind == _GO:
+                if wait <= 0:
+                    return
+                await self._sleep(wait)
+                check_only = True  # a cooldown may have begun while we slept
+                continue
+            if kind == _TOO_LATE:
+                raise RateLimitedError(
+                    "the fleet's requests/second budget leaves no room before the deadline",
+                    retry_after=wait,
+                    retryable=False,
+                )
+            if deadline is not None and time.monotonic() + wait > deadline:
+                raise RateLimitedError(
+                    f"the gateway asked the fleet to pause {wait:.1f}s, longer than this "
+                    "call's time left",
+                    retry_after=wait,
+                    retryable=False,
+                )
+            await self._sleep(wait)
+            check_only = False  # any slot we had fell inside the pause: take a new one
+
+    async def _sleep(self, seconds: float) -> None:
+        self.waits += 1
+        self.wait_total += seconds
+        await asyncio.sleep(seconds)
+
+    async def cool_down(self, seconds: float) -> None:
+        ms = math.ceil(seconds * 1000)
+        if ms <= 0:
+            return
+        with contextlib.suppress(_Unavailable):
+            extended = await self.fleet.script("cool_down", [self._keys[1], self._keys[0]], [ms])
+            if int(extended):
+                self.cooldowns += 1
+
+    async def aclose(self) -> None:
+        await self.fleet.aclose()
