@@ -25,7 +25,7 @@ from ._errors import EXIT_CODES_HELP, ExitCode, UsageProblem, describe, exit_cod
 from ._files import Columns, file_format, write_terms
 from ._output import Output, ensure_utf8_streams
 from ._session import connect, run_async
-from ._settings import GlobalOptions
+from ._settings import GlobalOptions, resolve_settings
 from ._validate import ValidateJob, print_report, run_validate
 
 __all__ = ["cli", "main"]
@@ -178,12 +178,24 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--items", default=30_000, show_default=True, help="prescription lines to check")
-@click.option("--concurrency", default=64, show_default=True, help="most requests in flight")
+@click.option(
+    "--items",
+    type=click.IntRange(min=1),
+    default=30_000,
+    show_default=True,
+    help="prescription lines to check",
+)
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=1000),
+    default=64,
+    show_default=True,
+    help="most requests in flight",
+)
 @click.option("--seed", default=0, show_default=True, help="seed of the batch and the faults")
 @click.option(
     "--rps-limit",
-    default=3000.0,
+    default=2000.0,
     show_default=True,
     help="the fake gateway's requests/second limit, answered with 429 (0: none)",
 )
@@ -214,8 +226,6 @@ def demo(
     """
     from ..testing import GatewayConfig
 
-    if items < 1 or concurrency < 1:
-        raise UsageProblem("--items and --concurrency must be at least 1")
     try:
         config = GatewayConfig(
             seed=seed,
@@ -267,6 +277,13 @@ def emulator(args: tuple[str, ...]) -> int:
 def token(show: bool) -> int:
     """Check the credentials: get a token and print its lifetime."""
 
+    options = _options()
+    if options.emulator:
+        sources = "the in-process fake gateway (--emulator)"
+    else:
+        found = resolve_settings(options).sources
+        sources = ", ".join(f"{name}: {found[name]}" for name in sorted(found)) or "defaults"
+
     async def body(client: MaxaClient, output: Output) -> int:
         granted = await client.tokens.get()
         expires = dt.datetime.fromtimestamp(granted.expires_at).astimezone()
@@ -277,6 +294,7 @@ def token(show: bool) -> int:
             "expires_at": expires.isoformat(timespec="seconds"),
             "scope": granted.scope,
         }
+        payload["settings_from"] = sources
         if show:
             payload["access_token"] = granted.access_token
         if output.json_mode:
@@ -470,7 +488,13 @@ def terms(terminology: str, version: str | None, out: Path | None, fmt: str | No
 @click.option("--terminology-column", default="terminology", show_default=True)
 @click.option("--code-column", default="code", show_default=True)
 @click.option("--value-column", default="value", show_default=True)
-@click.option("--concurrency", default=32, show_default=True, help="most requests in flight")
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1, max=1000),
+    default=32,
+    show_default=True,
+    help="most requests in flight",
+)
 @click.option("--input-format", type=click.Choice(["csv", "jsonl"]), help="[default: by extension]")
 @click.option(
     "--out-format",
@@ -501,9 +525,9 @@ def validate(
     """
     options = _options()
     output = Output(json_mode=options.json)
-    if concurrency < 1:
-        raise UsageProblem("--concurrency must be at least 1")
     source_format = file_format(str(file), input_format, "input file")
+    if out is not None and out.resolve() == file.resolve():
+        raise UsageProblem("--out must not be the input file")
     if out is not None:
         result_format = file_format(str(out), out_format, "--out")
     else:
@@ -543,6 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return ExitCode.INTERRUPTED
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
+    except click.exceptions.NoArgsIsHelpError as exc:  # bare `maxa`: the help, not an error
+        sys.stdout.write(exc.format_message() + "\n")
+        return ExitCode.OK
     except click.ClickException as exc:
         sys.stderr.write(f"maxa: error: {exc.format_message()}\n")
         if isinstance(exc, click.UsageError) and exc.ctx is not None:

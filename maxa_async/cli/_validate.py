@@ -13,6 +13,7 @@ from pathlib import Path
 import attrs
 
 from ..client import MaxaClient, ValidationOutcome
+from ..errors import AuthenticationError, ForbiddenError, HttpsRequiredError
 from ..models import CodedText
 from ._errors import ExitCode
 from ._files import (
@@ -32,6 +33,9 @@ __all__ = ["ValidateJob", "ValidateReport", "run_validate"]
 # Stands in for a row that could not be read, so outcomes stay aligned with input rows.
 # The client refuses it before sending anything (blank terminology id).
 _PLACEHOLDER = CodedText(value="", terminology_id="", coded_string="")
+
+# Errors that would fail every row alike: stop the run instead of recording them.
+_FATAL = (AuthenticationError, ForbiddenError, HttpsRequiredError)
 
 _INVALID_MESSAGE = "the value is not the one registered for this code (or the code is unknown)"
 
@@ -146,11 +150,16 @@ async def run_validate(client: MaxaClient, job: ValidateJob, output: Output) -> 
                     value=row.value, terminology_id=row.terminology, coded_string=row.code
                 )
 
+    # Bad credentials or a blocked IP would turn every row into an error row (and a
+    # rerun would skip them all): check them before writing anything.
+    await client.tokens.get()
     writer = ResultWriter(job.out, job.out_format, append=append)
     started = time.monotonic()
     try:
         with ProgressReporter(output, "validating", total) as progress:
             async for outcome in client.validate_many(items(), window=job.window):
+                if isinstance(outcome.error, _FATAL):
+                    raise outcome.error  # not this row's fault; the rerun starts from it
                 result = _result(waiting.popleft(), outcome)
                 writer.write(result)
                 report.statuses[result.status] += 1

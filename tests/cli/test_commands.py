@@ -135,6 +135,7 @@ def test_token_shows_lifetime_but_not_the_token(maxa: Any) -> None:
     assert "--show" in hidden.stderr
     hidden_json = json.loads(maxa("token", "--json").stdout)
     assert "access_token" not in hidden_json
+    assert "password: environment" in hidden_json["settings_from"]
     assert hidden_json["token_type"].lower() == "bearer"
 
 

@@ -153,6 +153,10 @@ def test_unreadable_input_and_foreign_out_file_are_usage_errors(maxa: Any, tmp_p
     assert "not a results file" in refused.stderr
     assert foreign.read_text() == "something,else\n1,2\n"  # untouched
 
+    onto_itself = maxa("validate", str(source), "--out", str(source))
+    assert onto_itself.returncode == 3
+    assert "must not be the input file" in onto_itself.stderr
+
 
 def _big_input(path: Path, count: int) -> list[tuple[str, str, str]]:
     """``count`` rows over a handful of codes, every 10th one invalid."""
@@ -285,3 +289,18 @@ def test_sigterm_stops_cleanly_and_the_rerun_completes(gateway: Gateway, tmp_pat
     results = [json.loads(line) for line in out.read_text("utf-8").splitlines()]
     assert [r["row"] for r in results] == list(range(1, len(rows) + 1))
     assert [(r["terminology"], r["code"], r["value"]) for r in results] == rows
+
+
+def test_bad_credentials_stop_before_any_row_is_written(
+    maxa: Any, gateway: Gateway, tmp_path: Path
+) -> None:
+    source = tmp_path / "lines.csv"
+    source.write_text(f"terminology,code,value\neRx,60002,{ACETAMINOPHEN}\n")
+    out = tmp_path / "results.csv"
+    env = gateway.env | {"MAXA_CLIENT_SECRET": "not-the-secret-42"}
+    result = maxa("validate", str(source), "--out", str(out), env=env)
+    assert result.returncode == 3
+    assert result.stderr.startswith("maxa: authentication failed")
+    assert result.stderr.count("\n") == 1
+    assert "not-the-secret-42" not in result.output
+    assert not out.exists()  # a rerun with good credentials starts at row 1
