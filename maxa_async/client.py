@@ -325,6 +325,8 @@ class MaxaClient:
     # ------------------------------------------------------------------ engine
 
     async def _execute(self, call: ops.Call[T]) -> T:
+        if self._closed:
+            raise RuntimeError("this MaxaClient is closed; create a new one")
         self.stats.calls += 1
         cache = self._cache
         if cache is not None and call.request.operation in cache.operations:

@@ -102,3 +102,50 @@ def test_construction_binds_no_loop(gateway: FakeGateway):
     client = maxa.MaxaClient(gateway.credentials, base_url=gateway.base_url)
     assert client._transport.session is None
     assert "secret" not in repr(client)
+
+
+async def test_callers_own_session_is_used_and_left_open(gateway: FakeGateway):
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with maxa.MaxaClient(
+            gateway.credentials, base_url=gateway.base_url, session=session
+        ) as client:
+            assert await client.terminology("thritaEHR.Religion", "1") == "اسلام"
+        assert not session.closed  # ours to close, not the client's
+
+
+async def test_custom_ssl_context_is_accepted(gateway: FakeGateway):
+    import ssl
+
+    context = ssl.create_default_context()
+    async with maxa.MaxaClient(gateway.credentials, base_url=gateway.base_url, ssl=context) as c:
+        assert await c.terminology("thritaEHR.Religion", "1") == "اسلام"
+
+
+async def test_closed_client_refuses_reuse(gateway: FakeGateway):
+    client = maxa.MaxaClient(gateway.credentials, base_url=gateway.base_url)
+    async with client:
+        pass
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.open()
+    with pytest.raises(RuntimeError, match="closed"):
+        await client.terminology("thritaEHR.Religion", "1")
+    assert gateway.stats.requests == 0
+
+
+def test_from_env_reads_base_url(gateway: FakeGateway):
+    creds = gateway.credentials
+    env = {
+        "MAXA_CLIENT_ID": creds.client_id,
+        "MAXA_CLIENT_SECRET": creds.client_secret,
+        "MAXA_USERNAME": creds.username,
+        "MAXA_PASSWORD": creds.password,
+        "MAXA_PID": creds.pid,
+        "MAXA_BASE_URL": gateway.base_url,
+    }
+    client = maxa.MaxaClient.from_env(env)
+    assert client.base_url == gateway.base_url
+    with pytest.raises(maxa.InvalidInputError) as info:
+        maxa.MaxaClient.from_env({k: v for k, v in env.items() if k != "MAXA_PID"})
+    assert info.value.field == "MAXA_PID"
