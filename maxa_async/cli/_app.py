@@ -17,7 +17,7 @@ import click
 
 from .. import __version__
 from ..client import MaxaClient
-from ..errors import InvalidInputError, MaxaError
+from ..errors import InvalidInputError
 from ..jalali import JalaliDateTime
 from ..models import CodedText
 from ._demo import DemoOptions, print_demo, run_demo
@@ -31,8 +31,6 @@ from ._validate import ValidateJob, print_report, run_validate
 __all__ = ["cli", "main"]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-log = logging.getLogger("maxa_async.cli")
 
 _debug = bool(os.environ.get("MAXA_DEBUG"))
 
@@ -578,7 +576,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (KeyboardInterrupt, asyncio.CancelledError):
         sys.stderr.write("maxa: interrupted\n")
         return ExitCode.INTERRUPTED
-    except (UsageProblem, MaxaError, Exception) as exc:
+    except Exception as exc:  # UsageProblem, MaxaError and anything unexpected: one line
         if _debug:
             traceback.print_exc()
         sys.stderr.write(f"maxa: {describe(exc)}\n")
