@@ -47,6 +47,9 @@ DEFAULT_BASE_URL: Final = "https://apigateway.behdasht.gov.ir"
 
 log = logging.getLogger("maxa_async.client")
 
+#: Replays after a 401, each with a token fetched after the one that was refused.
+_MAX_401_REPLAYS: Final = 3
+
 
 @attrs.frozen
 class ValidationOutcome:
@@ -261,12 +264,13 @@ class MaxaClient:
     ) -> AsyncIterator[ValidationOutcome]:
         """Validate many items; yield one outcome per item, in input order.
 
-        At most ``window`` items (default: twice ``max_concurrency``) are in progress at
-        once, so memory stays flat however long ``items`` is. An item that fails (bad
+        At most ``window`` items (default: 16 x ``max_concurrency``) are in progress at
+        once, so memory stays flat however long ``items`` is. The window is wider than the
+        concurrency so that one item waiting out a retry does not hold back the rest. An item that fails (bad
         input, or an error after retries) yields an outcome with ``error`` set; the run
         goes on. ``progress`` is called with the count of outcomes yielded so far.
         """
-        size = window or 2 * self._limiter.max_concurrency
+        size = window or 16 * self._limiter.max_concurrency
         if size < 1:
             raise InvalidInputError("window", "must be >= 1")
         source = _aiter(items)
@@ -386,7 +390,7 @@ class MaxaClient:
         clock = time.monotonic
         deadline: float | None = None
         attempt = 0
-        replayed_401 = False
+        replays_401 = 0
         while True:
             slot_wait = await limiter.acquire(deadline)
             stats.queue_wait_total += slot_wait
@@ -438,9 +442,16 @@ class MaxaClient:
             finally:
                 limiter.release(started=sent_at, latency=latency, rate_limited=rate_limited)
 
-            if isinstance(error, AuthenticationError) and error.status == 401 and not replayed_401:
-                # Compare-and-invalidate, then replay once with a fresh token.
-                replayed_401 = True
+            if (
+                isinstance(error, AuthenticationError)
+                and error.status == 401
+                and replays_401 < _MAX_401_REPLAYS
+            ):
+                # Compare-and-invalidate, then replay with a fresh token. More than one
+                # replay only helps when tokens are revoked again while the replay is in
+                # flight (busy accounts); a credential the gateway never accepts still
+                # fails after a few requests, and the grants are shared by all callers.
+                replays_401 += 1
                 attempt -= 1
                 stats.replays_after_401 += 1
                 await self._tokens.invalidate(token)
