@@ -41,6 +41,7 @@ __all__ = [
     "StatusRule",
     "TransportError",
     "error_for_status",
+    "quote_detail",
     "rule_for_status",
 ]
 
@@ -205,6 +206,19 @@ def rule_for_status(status: int) -> StatusRule:
     return StatusRule(ProtocolError, False, f"unexpected gateway status {status}")
 
 
+_MAX_DETAIL = 200
+
+
+def quote_detail(text: str) -> str:
+    """A server's message as an error may quote it: one line, no control characters, and
+    short (the body it came from can be megabytes; log lines must stay one line)."""
+    cleaned = "".join(
+        " " if ch < " " or "\x7f" <= ch <= "\x9f" or ch in "\u2028\u2029" else ch
+        for ch in text[: _MAX_DETAIL + 1]
+    ).strip()
+    return cleaned[:_MAX_DETAIL] + "..." if len(cleaned) > _MAX_DETAIL else cleaned
+
+
 def error_for_status(
     status: int,
     *,
@@ -217,8 +231,9 @@ def error_for_status(
     rule = rule_for_status(status)
     cls = rule.error or ProtocolError
     message = rule.message
-    if detail and detail.strip() and detail.strip().rstrip("!.").lower() not in message.lower():
-        message = f"{message} [gateway said: {detail.strip()}]"
+    detail = quote_detail(detail) if detail else None
+    if detail and detail.rstrip("!.").lower() not in message.lower():
+        message = f"{message} [gateway said: {detail}]"
     if cls is RateLimitedError:
         return RateLimitedError(
             message,

@@ -35,6 +35,16 @@ def _non_empty_str(instance: object, attribute: attrs.Attribute[str], value: obj
         raise InvalidInputError(attribute.name, "must be a non-empty string")
 
 
+def _header_value(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    # Sent as an HTTP header on every call: a control character would fail each send
+    # (aiohttp refuses it as header injection) instead of failing here, once.
+    _non_empty_str(instance, attribute, value)
+    if isinstance(value, str) and any(not " " <= ch <= "~" for ch in value):
+        raise InvalidInputError(
+            attribute.name, "must be printable ASCII (it is sent as an HTTP header)"
+        )
+
+
 @attrs.frozen(repr=False)
 class Credentials:
     """What DITAS issues to a calling centre. ``repr``/``str`` never show the secrets."""
@@ -43,7 +53,7 @@ class Credentials:
     client_secret: str = attrs.field(validator=_non_empty_str)
     username: str = attrs.field(validator=_non_empty_str)
     password: str = attrs.field(validator=_non_empty_str)
-    pid: str = attrs.field(validator=_non_empty_str)
+    pid: str = attrs.field(validator=_header_value)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:
