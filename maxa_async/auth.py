@@ -179,6 +179,10 @@ class TokenManager:
                 and (not leader or now < stored.refresh_due_at(self._refresh_fraction))
             ):
                 return self._use(stored)  # another holder of the store refreshed already
+            if stored is not None and stored.refresh_token:
+                # A shared store's token may be newer than any this holder used (another
+                # process refreshed it, and the server may have rotated the refresh token).
+                self._refresh_token = stored.refresh_token
             token = await self._grant()
             await self._store.save(token)
             return self._use(token)
