@@ -55,6 +55,8 @@ class FaultProxy:
         self.remaining: int | None = None
         self.sends: collections.Counter[str] = collections.Counter()
         self.injected = 0
+        #: Every answer of the token endpoint that passed through (to know the real tokens).
+        self.token_answers: list[bytes] = []
         self._runner: web.AppRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self.base_url = ""
@@ -138,11 +140,17 @@ class FaultProxy:
             return web.Response(status=502, body=page, content_type="text/html")
         if fault == "not-json-200":
             return web.Response(status=200, body=b"<html>maintenance</html>", headers=json_type)
+        if fault != "drop":
+            try:
+                status, headers, payload = await self._forward(request, body)
+            except aiohttp.ClientError:  # the gateway dropped us: drop our client too
+                fault = "drop"
         if fault == "drop":
             if request.transport is not None:
                 request.transport.close()
             return web.Response(status=599)
-        status, headers, payload = await self._forward(request, body)
+        if request.path == "/oauth/token":
+            self.token_answers.append(payload)
         if fault == "truncated-json":
             # An honest Content-Length over a body cut in half: the HTTP layer is happy,
             # the JSON is not.
