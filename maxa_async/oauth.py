@@ -125,6 +125,11 @@ def parse_token_response(
                 request_id=request_id,
             )
 
+    gateway_code = payload.get("code") if isinstance(payload, Mapping) else None
+    if isinstance(gateway_code, int) and not isinstance(gateway_code, bool) and status < 400:
+        # the gateway's other error shape, {"status": 0, "code": 401, ...}, under an HTTP 200
+        status = gateway_code if gateway_code >= 400 else status
+
     if status >= 400 or not isinstance(payload, Mapping):
         if status >= 400:
             error_shape = isinstance(payload, Mapping) and isinstance(payload.get("code"), int)

@@ -24,7 +24,7 @@ UTC = dt.UTC
 FIELDS = ("year", "month", "day", "hour", "minute", "second")
 FIRST_DAY = dt.date(622, 3, 22)  # 1 Farvardin 1
 LAST_DAY = dt.date(9999, 3, 19)  # 29 Esfand 9377, the end of the supported range... almost
-PROPERTY = settings(max_examples=300, deadline=None)
+PROPERTY = settings(max_examples=200, deadline=None)
 
 
 def _month_length(year: int, month: int) -> int:
