@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import os
 import random
 import ssl as ssl_module
@@ -124,9 +125,24 @@ class MaxaClient:
         if timeout is None:
             timeout = Timeout()
         elif not isinstance(timeout, Timeout):
-            if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            if (
+                isinstance(timeout, bool)
+                or not isinstance(timeout, int | float)
+                or not math.isfinite(timeout)
+                or timeout <= 0
+            ):
                 raise InvalidInputError("timeout", "must be a Timeout or a positive number")
             timeout = Timeout(request=float(timeout), connect=min(10.0, float(timeout)))
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise InvalidInputError("retry", "must be a maxa.RetryPolicy or None")
+        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
+            raise InvalidInputError("retry_budget", "must be a maxa.RetryBudget or None")
+        if not isinstance(ssl, bool | ssl_module.SSLContext):
+            raise InvalidInputError("ssl", "must be True, False or an ssl.SSLContext")
+        if token_store is not None and not isinstance(token_store, TokenStore):
+            raise InvalidInputError("token_store", "must implement maxa.TokenStore")
+        if rate_gate is not None and not isinstance(rate_gate, RateGate):
+            raise InvalidInputError("rate_gate", "must implement the RateGate protocol")
         self._base_url = check_base_url(base_url)
         self._credentials = credentials
         self._retry = retry or RetryPolicy()
@@ -266,13 +282,16 @@ class MaxaClient:
 
         At most ``window`` items (default: 16 x ``max_concurrency``) are in progress at
         once, so memory stays flat however long ``items`` is. The window is wider than the
-        concurrency so that one item waiting out a retry does not hold back the rest. An item that fails (bad
-        input, or an error after retries) yields an outcome with ``error`` set; the run
-        goes on. ``progress`` is called with the count of outcomes yielded so far.
+        concurrency so that one item waiting out a retry does not hold back the rest. An
+        item that fails (bad input, or an error after retries) yields an outcome with
+        ``error`` set; the run goes on. ``progress`` is called with the count of outcomes
+        yielded so far.
         """
+        if window is not None and (
+            isinstance(window, bool) or not isinstance(window, int) or window < 1
+        ):
+            raise InvalidInputError("window", "must be an int >= 1 (or None)")
         size = window or 16 * self._limiter.max_concurrency
-        if size < 1:
-            raise InvalidInputError("window", "must be >= 1")
         source = _aiter(items)
         pending: collections.deque[asyncio.Future[ValidationOutcome]] = collections.deque()
         loop = asyncio.get_running_loop()

@@ -121,8 +121,9 @@ class JalaliDateTime:
             raise InvalidInputError("date", f"must be a string, got {type(text).__name__}")
         match = _PARSE_RE.match(fa_to_en(ar_to_fa(text)))
         if match is None:
+            shown = text if len(text) <= 40 else text[:40] + "..."  # a 1 MB argument stays out
             raise InvalidInputError(
-                "date", f"cannot read {text!r}; expected YYYY/MM/DD [HH:MM[:SS]] (Jalali)"
+                "date", f"cannot read {shown!r}; expected YYYY/MM/DD [HH:MM[:SS]] (Jalali)"
             )
         parts = {k: int(v) for k, v in match.groupdict().items() if v is not None}
         return cls(**parts)

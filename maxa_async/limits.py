@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import math
 import random
 import time
 from collections.abc import Callable
@@ -58,6 +59,11 @@ def _retryable(error: MaxaError) -> bool:
     return error.retryable
 
 
+def _finite(value: object) -> bool:
+    """A real number (not a bool, not NaN or infinite): what every limit here must be."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @attrs.frozen(kw_only=True)
 class Timeout:
     """Per-attempt time limits in seconds. Waiting for a slot is not counted."""
@@ -68,7 +74,7 @@ class Timeout:
     def __attrs_post_init__(self) -> None:
         for name in ("connect", "request"):
             value = getattr(self, name)
-            if not isinstance(value, int | float) or value <= 0:
+            if not _finite(value) or value <= 0:
                 raise ValueError(f"Timeout.{name} must be a positive number, got {value!r}")
 
 
@@ -93,10 +99,18 @@ class RetryPolicy:
     retry_on: Callable[[MaxaError], bool] = _retryable
 
     def __attrs_post_init__(self) -> None:
-        if not isinstance(self.attempts, int) or self.attempts < 1:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise ValueError(f"RetryPolicy.attempts must be an int >= 1, got {self.attempts!r}")
+        if self.attempts < 1:
             raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts!r}")
-        if self.deadline <= 0:
+        if not _finite(self.deadline) or self.deadline <= 0:
             raise ValueError(f"RetryPolicy.deadline must be positive, got {self.deadline!r}")
+        for name in ("base_delay", "max_delay", "max_retry_after"):
+            value = getattr(self, name)
+            if not _finite(value) or value < 0:
+                raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
+        if not callable(self.retry_on):
+            raise ValueError("RetryPolicy.retry_on must be callable")
 
     @classmethod
     def for_tests(cls, attempts: int = 5) -> RetryPolicy:
@@ -162,8 +176,15 @@ class Limiter:
     ) -> None:
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
-        if rate_limit is not None and rate_limit <= 0:
+        if rate_limit is not None and (not _finite(rate_limit) or rate_limit <= 0):
             raise ValueError(f"rate_limit must be positive requests/second, got {rate_limit!r}")
+        if latency_tolerance is not None and (
+            not _finite(latency_tolerance) or latency_tolerance <= 1
+        ):
+            raise ValueError(
+                "latency_tolerance must be a factor > 1 over the best latency seen, "
+                f"got {latency_tolerance!r}"
+            )
         self.max_concurrency = max_concurrency
         self.min_concurrency = max(1, min(min_concurrency, max_concurrency))
         self.adaptive = adaptive

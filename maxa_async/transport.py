@@ -39,6 +39,11 @@ def check_base_url(base_url: object) -> URL:
     if not isinstance(base_url, str | URL):
         raise InvalidInputError("base_url", f"must be a string, got {type(base_url).__name__}")
     url = URL(str(base_url).rstrip("/"))
+    if url.user is not None or url.password is not None:
+        # said without echoing the URL: it carries a secret
+        raise InvalidInputError(
+            "base_url", "must not carry a user name or password; pass maxa.Credentials"
+        )
     if url.scheme not in ("http", "https") or not url.host:
         raise InvalidInputError("base_url", f"must be an absolute https URL, got {str(url)!r}")
     if url.scheme == "http" and not _is_loopback(url.host):
