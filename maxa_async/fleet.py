@@ -453,8 +453,8 @@ class RedisTokenStore:
             yield True
         finally:
             watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watchdog
+            # wait(), not await: the watchdog's CancelledError must not pass for ours.
+            await asyncio.wait([watchdog])
             with contextlib.suppress(_Unavailable):
                 await self.fleet.script("release", [self._lease_key], [owner])
 

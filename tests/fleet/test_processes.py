@@ -118,7 +118,7 @@ def test_a_lease_holder_killed_mid_refresh_blocks_the_fleet_no_longer_than_the_l
         reports = [workers.result(proc, timeout=40) for proc in procs]
         stats = gateway.stats()
     print(f"kill test: recovered {recovered:.2f}s after the kill;", _summary(reports))
-    assert recovered <= lease + 0.5, recovered
+    assert recovered <= lease + 0.75, recovered
     _assert_no_errors(reports)  # callers waited for the token, none failed
     assert stats["password_grants"] == 1, stats
     assert sum(r["fleet"]["lease_takeovers"] for r in reports) >= 1

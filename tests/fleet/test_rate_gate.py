@@ -44,20 +44,22 @@ async def test_three_processes_share_one_requests_per_second_budget(
     started = time.monotonic()
     sends = await asyncio.gather(*(_timed(members[i % 3]) for i in range(60)))
     offsets = sorted(t - started for t in sends)
-    assert 0.5 < offsets[-1] < 0.9  # 60 sends at 100/s, fleet-wide: ~0.59 s
-    for first in range(len(offsets) - 20):  # 20 sends span 0.2 s (less a timer's jitter)
-        assert offsets[first + 20] - offsets[first] >= 0.15
+    # Send k never goes before its slot, k / 100 s after the first (a busy machine may
+    # wake a sender late, never early); all 60 took about 0.59 s.
+    for k, offset in enumerate(offsets):
+        assert offset >= k * 0.01 - 0.005, (k, offset)
+    assert offsets[-1] < 1.5
 
 
 async def test_burst_lets_that_many_go_at_once(
     redis_url: str, gates: contextlib.AsyncExitStack
 ) -> None:
-    gate = _gate(gates, redis_url, rate_limit=20, burst=10)
-    started = time.monotonic()
+    gate = _gate(gates, redis_url, rate_limit=2, burst=10)
     await asyncio.gather(*(gate.acquire(None) for _ in range(10)))
-    assert time.monotonic() - started < 0.1
+    assert gate.waits == 0  # ten went at once
     await gate.acquire(None)  # the eleventh waits for the steady rate
-    assert time.monotonic() - started >= 0.04
+    assert gate.waits == 1
+    assert 0.0 < gate.wait_total <= 0.5
 
 
 async def test_a_cooldown_set_by_one_process_pauses_another(
@@ -67,7 +69,7 @@ async def test_a_cooldown_set_by_one_process_pauses_another(
     await told.cool_down(0.4)
     started = time.monotonic()
     await other.acquire(None)
-    assert 0.35 < time.monotonic() - started < 0.7
+    assert 0.35 < time.monotonic() - started < 1.5
     assert told.cooldowns == 1
 
 
@@ -90,8 +92,8 @@ async def test_a_cooldown_past_the_deadline_raises_at_once_with_retry_after(
     started = time.monotonic()
     with pytest.raises(maxa.RateLimitedError) as caught:
         await gate.acquire(started + 0.2)
-    assert time.monotonic() - started < 0.1
-    assert caught.value.retry_after is not None and 0.8 < caught.value.retry_after <= 1.0
+    assert time.monotonic() - started < 0.5  # at once, not after the pause
+    assert caught.value.retry_after is not None and 0.5 < caught.value.retry_after <= 1.0
     assert caught.value.retryable is False
 
 
@@ -100,12 +102,12 @@ async def test_a_budget_full_past_the_deadline_raises_without_taking_a_slot(
 ) -> None:
     gate = _gate(gates, redis_url, rate_limit=10)
     await asyncio.gather(*(gate.acquire(None) for _ in range(3)))  # next free slot: +0.3 s
-    started = time.monotonic()
     with pytest.raises(maxa.RateLimitedError) as caught:
-        await gate.acquire(started + 0.05)
+        await gate.acquire(time.monotonic() + 0.05)
     assert caught.value.retry_after is not None and caught.value.retry_after > 0.05
-    await gate.acquire(None)  # the refused call took no slot: this one gets +0.1 s
-    assert time.monotonic() - started < 0.2
+    waited = gate.wait_total
+    await gate.acquire(None)  # the refused call took no slot: this one waits ~0.1 s, not 0.2
+    assert gate.wait_total - waited < 0.15
 
 
 async def test_without_a_rate_limit_only_the_cooldown_applies(
@@ -114,8 +116,8 @@ async def test_without_a_rate_limit_only_the_cooldown_applies(
     gate = _gate(gates, redis_url)
     started = time.monotonic()
     await asyncio.gather(*(gate.acquire(None) for _ in range(300)))
-    assert time.monotonic() - started < 0.5
     assert gate.waits == 0
+    assert time.monotonic() - started < 3.0
 
 
 async def test_a_cooldown_begun_while_a_sender_waits_for_its_slot_holds_it_back(
