@@ -17,7 +17,13 @@ from urllib.parse import urlencode
 import attrs
 
 from .envelope import header, loads, parse_retry_after
-from .errors import AuthenticationError, MaxaError, ProtocolError, error_for_status
+from .errors import (
+    AuthenticationError,
+    MaxaError,
+    ProtocolError,
+    error_for_status,
+    quote_detail,
+)
 from .models import Credentials, Token
 
 __all__ = [
@@ -119,7 +125,7 @@ def parse_token_response(
             described = payload.get("error_description")
             detail = f": {described}" if isinstance(described, str) and described else ""
             raise AuthenticationError(
-                f"the token endpoint rejected the grant ({error}{detail})",
+                f"the token endpoint rejected the grant ({quote_detail(error + detail)})",
                 status=status,
                 operation=OPERATION,
                 request_id=request_id,
@@ -155,6 +161,9 @@ def parse_token_response(
     try:
         if not isinstance(access_token, str) or not access_token:
             raise ValueError("no access_token")
+        if any(not "!" <= ch <= "~" for ch in access_token):
+            # it goes into every request's Authorization header (RFC 6750: visible ASCII)
+            raise ValueError("access_token has characters that cannot go in a header")
         if refresh_token is not None and not isinstance(refresh_token, str):
             raise ValueError("refresh_token is not a string")
         if not isinstance(token_type, str):
@@ -162,7 +171,7 @@ def parse_token_response(
         lifetime = _expires_in(_field(payload, "expires_in", "expiresIn"))
     except ValueError as exc:
         raise ProtocolError(
-            f"unreadable token response: {exc}",
+            f"unreadable token response: {quote_detail(str(exc))}",
             status=status,
             operation=OPERATION,
             request_id=request_id,

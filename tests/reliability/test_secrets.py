@@ -21,6 +21,7 @@ from typing import Any
 
 import attrs
 import pytest
+from aiohttp import web
 
 import maxa_async as maxa
 from maxa_async.oauth import password_grant, refresh_grant
@@ -246,3 +247,43 @@ async def test_credentials_from_env_keep_secrets_out_of_errors() -> None:
         maxa.Credentials("cid", CLIENT_SECRET, "user", PASSWORD, "p\r\nid")
     assert info.value.field == "pid"
     assert PASSWORD not in str(info.value) and CLIENT_SECRET not in str(info.value)
+
+
+@pytest.mark.parametrize("access_token", ["abc\r\nX-Injected: 1", "abc\n", "tok\x00", "é", "a b"])
+async def test_a_token_that_cannot_be_a_header_is_a_protocol_error(access_token: str) -> None:
+    """A token endpoint answering a token with CR/LF (header injection), NUL, non-ASCII or a
+    space: the grant fails as a ProtocolError; nothing is sent with it, and validate_many
+    reports it per item instead of dying with aiohttp's bare ValueError."""
+    sent: list[str] = []
+
+    async def token(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"access_token": access_token, "refresh_token": "r", "expires_in": 60}
+        )
+
+    async def operation(request: web.Request) -> web.Response:
+        sent.append(request.path)
+        return web.json_response({"result": {"data": "true"}, "status": {"statusCode": 200}})
+
+    app = web.Application()
+    app.router.add_post("/oauth/token", token)
+    app.router.add_route("*", "/{tail:.*}", operation)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        url = f"http://127.0.0.1:{runner.addresses[0][1]}"
+        creds = maxa.Credentials("cid", CLIENT_SECRET, "user", PASSWORD, "pid")
+        policy = maxa.RetryPolicy(attempts=1)
+        async with maxa.MaxaClient(creds, base_url=url, retry=policy) as client:
+            with pytest.raises(maxa.ProtocolError) as info:
+                await client.terminology(*RELIGION)
+            items = [maxa.CodedText("v", "eRx", str(code)) for code in range(3)]
+            outcomes = [o async for o in client.validate_many(items)]
+    finally:
+        await runner.cleanup()
+    assert info.value.operation == "token"
+    assert access_token not in str(info.value) and access_token not in repr(info.value)
+    assert [type(o.error) for o in outcomes] == [maxa.ProtocolError] * 3
+    assert sent == []
