@@ -72,7 +72,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
-from .errors import RateLimitedError
+from .errors import InvalidInputError, RateLimitedError
 from .models import Credentials, Token
 
 __all__ = ["Fleet", "RedisRateGate", "RedisTokenStore", "default_key_prefix"]
@@ -178,6 +178,16 @@ _COOLING: Final = 1
 _TOO_LATE: Final = 2
 
 
+def _check_positive(name: str, value: object) -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise InvalidInputError(name, f"must be a positive number, got {value!r}")
+
+
 def default_key_prefix(credentials: Credentials) -> str:
     """``maxa:{<digest>}``: one prefix per account (client id, user, pid), none in clear."""
     material = "\0".join((credentials.client_id, credentials.username, credentials.pid))
@@ -240,24 +250,23 @@ class Fleet:
         retry_after: float = 5.0,
         redis_timeout: float = 1.0,
     ) -> None:
-        scheme = urllib.parse.urlsplit(redis_url).scheme
-        if scheme not in _SCHEMES:
-            raise ValueError("redis_url must start with redis://, rediss:// or unix://")
-        if rate_limit is not None and not rate_limit > 0:
-            raise ValueError(f"rate_limit must be positive requests/second, got {rate_limit!r}")
-        if not isinstance(burst, int) or burst < 1:
-            raise ValueError(f"burst must be an int >= 1, got {burst!r}")
-        for name, value in (
-            ("lease_seconds", lease_seconds),
-            ("poll_interval", poll_interval),
-            ("redis_timeout", redis_timeout),
+        if (
+            not isinstance(redis_url, str)
+            or urllib.parse.urlsplit(redis_url).scheme not in _SCHEMES
         ):
-            if not value > 0:
-                raise ValueError(f"{name} must be positive, got {value!r}")
-        if retry_after < 0:
-            raise ValueError(f"retry_after must be >= 0, got {retry_after!r}")
-        if key_prefix is not None and not key_prefix.strip():
-            raise ValueError("key_prefix must not be blank")
+            # The URL is not echoed: it may carry a password.
+            raise InvalidInputError("redis_url", "must start with redis://, rediss:// or unix://")
+        if rate_limit is not None:
+            _check_positive("rate_limit", rate_limit)
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise InvalidInputError("burst", f"must be an int >= 1, got {burst!r}")
+        _check_positive("lease_seconds", lease_seconds)
+        _check_positive("poll_interval", poll_interval)
+        _check_positive("redis_timeout", redis_timeout)
+        if retry_after != 0:
+            _check_positive("retry_after", retry_after)
+        if key_prefix is not None and (not isinstance(key_prefix, str) or not key_prefix.strip()):
+            raise InvalidInputError("key_prefix", "must be a non-blank string")
         self._url = redis_url
         self.key_prefix = key_prefix or default_key_prefix(credentials)
         self.retry_after = retry_after

@@ -150,8 +150,16 @@ def test_built_outside_a_loop_and_used_by_one_loop_after_another(redis_url: str)
 
 @pytest.mark.parametrize(
     "options",
-    [{"rate_limit": 0}, {"burst": 0}, {"lease_seconds": 0}, {"key_prefix": " "}],
+    [
+        {"rate_limit": 0},
+        {"rate_limit": float("inf")},
+        {"burst": 0},
+        {"lease_seconds": float("nan")},
+        {"retry_after": -1},
+        {"poll_interval": True},
+        {"key_prefix": " "},
+    ],
 )
-def test_bad_options_are_refused(options: dict[str, object]) -> None:
-    with pytest.raises(ValueError):
+def test_bad_options_are_refused_naming_the_option(options: dict[str, object]) -> None:
+    with pytest.raises(maxa.InvalidInputError, match=next(iter(options))):
         Fleet("redis://127.0.0.1:6379/0", credentials=CREDS, **options)  # type: ignore[arg-type]
