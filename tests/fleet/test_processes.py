@@ -79,8 +79,10 @@ def test_refreshes_follow_the_token_lifetime_not_the_process_count(
     assert expected - 2 <= stats["refresh_grants"] <= expected + 2, stats
     assert sum(r["stats"]["refresh_grants"] for r in reports) == stats["refresh_grants"]
     # Every refresh revoked the old token; in-flight 401s were replayed, never surfaced.
+    # A refresh costs at most about one 401 per call in flight (8 processes x 8 lanes) and
+    # the few sent before the others adopt the new token: no storm.
     replays = sum(r["stats"]["replays_after_401"] for r in reports)
-    assert replays <= sum(r["ok"] for r in reports) * 0.05
+    assert replays <= stats["refresh_grants"] * FLEET * 8 * 2
     assert sum(r["ok"] for r in reports) > 1000
 
 
