@@ -122,15 +122,22 @@ class TokenManager:
         # Keep a small margin so a token does not expire in flight.
         return token is not None and now < token.expires_at - min(2.0, token.lifetime * 0.05)
 
+    def current(self) -> Token | None:
+        """The token to use now, without waiting (starting a refresh-ahead if it is due);
+        None when a grant must be awaited first (:meth:`get`)."""
+        token = self._token
+        if token is None:
+            return None
+        now = self._clock()
+        if not self._usable(token, now):
+            return None
+        if now >= token.refresh_due_at(self._refresh_fraction):
+            self._refresh_in_background(token, now)
+        return token
+
     async def get(self) -> Token:
         """A valid token; starts or joins a grant only when there is none."""
-        token = self._token
-        now = self._clock()
-        if token is not None and self._usable(token, now):
-            if now >= token.refresh_due_at(self._refresh_fraction):
-                self._refresh_in_background(token, now)
-            return token
-        return await self._join_refresh(token)
+        return self.current() or await self._join_refresh(self._token)
 
     def _refresh_in_background(self, token: Token, now: float) -> None:
         if self._task is not None and not self._task.done():

@@ -177,7 +177,7 @@ class MaxaClient:
             refresh_fraction=refresh_fraction,
             on_grant=self.stats.record_grant,
         )
-        self._pending: dict[tuple[str, bytes], asyncio.Future[Any]] = {}
+        self._pending: dict[tuple[str, bytes], _Flight] = {}
         self._closed = False
 
     @classmethod
@@ -293,26 +293,47 @@ class MaxaClient:
             raise InvalidInputError("window", "must be an int >= 1 (or None)")
         size = window or 16 * self._limiter.max_concurrency
         source = _aiter(items)
+        # Outcomes wait here in input order; at most `running` of them are still working
+        # (about the concurrency, so tasks rarely queue in the limiter), the rest are done
+        # and wait their turn (up to `size`, so one slow item does not stall the others).
         pending: collections.deque[asyncio.Future[ValidationOutcome]] = collections.deque()
         loop = asyncio.get_running_loop()
+        most_running = self._limiter.max_concurrency
+        running = 0
+        progressed = asyncio.Event()
+
+        def finished(_: asyncio.Future[ValidationOutcome]) -> None:
+            nonlocal running
+            running -= 1
+            progressed.set()
+
         exhausted = False
         done = 0
         try:
             while True:
-                while not exhausted and len(pending) < size:
+                while not exhausted and running < most_running and len(pending) < size:
                     try:
                         item = await anext(source)
                     except StopAsyncIteration:
                         exhausted = True
                         break
-                    pending.append(self._start_validation(loop, item))
+                    future = self._start_validation(loop, item)
+                    if not future.done():
+                        running += 1
+                        future.add_done_callback(finished)
+                    pending.append(future)
                 if not pending:
                     return
-                outcome = await pending.popleft()
+                head = pending[0]
+                if not head.done():
+                    progressed.clear()
+                    await progressed.wait()  # the head, or another item, finished
+                    continue
+                pending.popleft()
                 done += 1
                 if progress is not None:
                     progress(done)
-                yield outcome
+                yield head.result()
         finally:
             for future in pending:
                 future.cancel()
@@ -374,9 +395,10 @@ class MaxaClient:
 
     async def _coalesced(self, call: ops.Call[T]) -> T:
         key = call.key
-        shared = self._pending.get(key)
-        if shared is not None:
+        flight = self._pending.get(key)
+        if flight is not None:
             self.stats.coalesced += 1
+            shared = flight.follow()
             try:
                 result: T = await asyncio.shield(shared)
                 return result
@@ -385,20 +407,15 @@ class MaxaClient:
                 if shared.cancelled() and task is not None and not task.cancelling():
                     return await self._coalesced(call)  # the leader was cancelled, not us
                 raise
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
+        flight = self._pending[key] = _Flight()
         try:
             value = await self._send(call)
         except BaseException as exc:
             del self._pending[key]
-            if isinstance(exc, Exception):
-                future.set_exception(exc)
-                future.exception()  # retrieved: no warning when nobody else waited
-            else:
-                future.cancel()
+            flight.fail(exc)
             raise
         del self._pending[key]
-        future.set_result(value)
+        flight.succeed(value)
         return value
 
     async def _send(self, call: ops.Call[T]) -> T:
@@ -421,7 +438,7 @@ class MaxaClient:
             try:
                 if self._gate is not None:
                     await self._gate.acquire(deadline)
-                token = await self._tokens.get()
+                token = self._tokens.current() or await self._tokens.get()
                 attempt += 1
                 stats.requests[request.operation] += 1
                 sent_at = clock()
@@ -503,6 +520,34 @@ class MaxaClient:
         return await self._transport.request(
             request.method, request.path, request.headers, request.body, operation="token"
         )
+
+
+class _Flight:
+    """One request in flight that identical calls may join. The future is made only
+    when a second caller arrives: most calls have no follower."""
+
+    __slots__ = ("_future",)
+
+    def __init__(self) -> None:
+        self._future: asyncio.Future[Any] | None = None
+
+    def follow(self) -> asyncio.Future[Any]:
+        if self._future is None:
+            self._future = asyncio.get_running_loop().create_future()
+        return self._future
+
+    def succeed(self, value: Any) -> None:
+        if self._future is not None:
+            self._future.set_result(value)
+
+    def fail(self, exc: BaseException) -> None:
+        if self._future is None:
+            return
+        if isinstance(exc, Exception):
+            self._future.set_exception(exc)
+            self._future.exception()  # retrieved: no warning if every follower left
+        else:
+            self._future.cancel()
 
 
 def _resolved(loop: asyncio.AbstractEventLoop, value: T) -> asyncio.Future[T]:

@@ -239,11 +239,12 @@ class Limiter:
                 )
             await self._wait_for_slot()
         slot_wait = self._clock() - started
-        try:
-            await self._wait_until_clear(None if deadline is None else deadline + slot_wait)
-        except BaseException:
-            self._release_slot()
-            raise
+        if self._interval or self._cooldown_until > started:
+            try:
+                await self._wait_until_clear(None if deadline is None else deadline + slot_wait)
+            except BaseException:
+                self._release_slot()
+                raise
         return slot_wait
 
     async def _wait_for_slot(self) -> None:
