@@ -88,6 +88,10 @@ class MaxaClient:
         redis_url: fleet mode: share the token and the rate budget with every process
             using the same Redis and account (needs the ``redis`` extra); also read from
             ``MAXA_REDIS_URL`` by :meth:`from_env`.
+        fleet_rate_limit: fleet mode: requests/second for all processes together
+            (``MAXA_FLEET_RATE_LIMIT``); set it a few percent under the account's limit.
+        fleet_options: more :class:`maxa_async.fleet.Fleet` options (lease_seconds,
+            key_prefix, burst ...).
         refresh_fraction: refresh ahead once this share of the token's lifetime is gone.
     """
 
@@ -111,6 +115,7 @@ class MaxaClient:
         rate_gate: RateGate | None = None,
         redis_url: str | None = None,
         fleet_rate_limit: float | None = None,
+        fleet_options: Mapping[str, Any] | None = None,
         refresh_fraction: float = 0.75,
         latency_tolerance: float | None = None,
     ) -> None:
@@ -163,9 +168,19 @@ class MaxaClient:
         if redis_url is not None:
             from .fleet import Fleet  # optional dependency: imported only when asked for
 
-            fleet = Fleet(redis_url, credentials=credentials, rate_limit=fleet_rate_limit)
+            fleet = Fleet(
+                redis_url,
+                credentials=credentials,
+                rate_limit=fleet_rate_limit,
+                **dict(fleet_options or {}),
+            )
             token_store = token_store or fleet.token_store
             rate_gate = rate_gate or fleet.rate_gate
+        for part in (token_store, rate_gate):
+            owner = getattr(part, "fleet", None)
+            if owner is not None:
+                self.stats.fleet = owner.stats
+                break
         self._gate = rate_gate
         self._transport = AiohttpTransport(
             self._base_url, pool_size=max_concurrency, timeout=timeout, session=session, ssl=ssl
@@ -189,6 +204,15 @@ class MaxaClient:
             options.setdefault("base_url", env["MAXA_BASE_URL"].strip())
         if env.get("MAXA_REDIS_URL", "").strip():
             options.setdefault("redis_url", env["MAXA_REDIS_URL"].strip())
+        raw_rate = env.get("MAXA_FLEET_RATE_LIMIT", "").strip()
+        if raw_rate:
+            try:
+                rate = float(raw_rate)
+            except ValueError:
+                raise InvalidInputError(
+                    "MAXA_FLEET_RATE_LIMIT", "must be a number of requests/second"
+                ) from None
+            options.setdefault("fleet_rate_limit", rate)
         return cls(Credentials.from_env(env), **options)
 
     # ------------------------------------------------------------------ lifecycle

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["ClientStats"]
@@ -33,6 +34,8 @@ class ClientStats:
         self.cache_hits = 0
         self.retry_budget_exhausted = 0
         self.queue_wait_total = 0.0  # seconds spent waiting for a slot, summed
+        #: Fleet mode: a callable returning the fleet's own counters (degraded, ...).
+        self.fleet: Callable[[], dict[str, Any]] | None = None
         self._latencies: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
 
     def record_grant(self, grant_type: str, ok: bool) -> None:
@@ -59,7 +62,7 @@ class ClientStats:
         return {"p50": pick(0.5), "p90": pick(0.9), "p99": pick(0.99), "max": ordered[-1]}
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        result = {
             "calls": self.calls,
             "failures": self.failures,
             "requests": dict(self.requests),
@@ -78,3 +81,6 @@ class ClientStats:
             "queue_wait_total": round(self.queue_wait_total, 6),
             "latency": self.latency_percentiles(),
         }
+        if self.fleet is not None:
+            result["fleet"] = self.fleet()
+        return result

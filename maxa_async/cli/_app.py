@@ -74,6 +74,11 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--password", "password", "DITAS password [MAXA_PASSWORD]; prefer the environment"),
     ("--pid", "pid", "service id sent as the pid header [MAXA_PID]"),
     ("--base-url", "base_url", "gateway URL [MAXA_BASE_URL; default the DITAS gateway]"),
+    (
+        "--redis-url",
+        "redis_url",
+        "fleet mode: share token and rate budget via Redis [MAXA_REDIS_URL]",
+    ),
     ("--env-file", "env_file", "read MAXA_* settings from this file [default: ./.env if any]"),
 )
 _FLAG_OPTIONS: tuple[tuple[str, str, str], ...] = (

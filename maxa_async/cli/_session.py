@@ -50,7 +50,10 @@ async def connect(
     settings = resolve_settings(options)
     credentials = settings.require_credentials()
     async with MaxaClient(
-        credentials, base_url=settings.base_url, max_concurrency=max_concurrency
+        credentials,
+        base_url=settings.base_url,
+        max_concurrency=max_concurrency,
+        redis_url=settings.redis_url,
     ) as client:
         yield Connection(client, None)
 

@@ -22,6 +22,7 @@ ENV_NAMES: Mapping[str, str] = {
     "password": "MAXA_PASSWORD",
     "pid": "MAXA_PID",
     "base_url": "MAXA_BASE_URL",
+    "redis_url": "MAXA_REDIS_URL",
 }
 
 _CREDENTIAL_FIELDS = ("client_id", "client_secret", "username", "password", "pid")
@@ -37,6 +38,7 @@ class GlobalOptions:
     password: str | None = None
     pid: str | None = None
     base_url: str | None = None
+    redis_url: str | None = None
     env_file: str | None = None
     emulator: bool = False
     json: bool = False
@@ -53,6 +55,7 @@ class Settings:
 
     base_url: str
     credentials: Credentials | None
+    redis_url: str | None
     missing: tuple[str, ...]
     sources: Mapping[str, str]  # setting -> "flag" | "environment" | ".env path"
 
@@ -134,6 +137,7 @@ def resolve_settings(
     return Settings(
         base_url=values.get("base_url", DEFAULT_BASE_URL),
         credentials=credentials,
+        redis_url=values.get("redis_url"),
         missing=missing,
         sources=sources,
     )

@@ -149,3 +149,22 @@ def test_from_env_reads_base_url(gateway: FakeGateway):
     with pytest.raises(maxa.InvalidInputError) as info:
         maxa.MaxaClient.from_env({k: v for k, v in env.items() if k != "MAXA_PID"})
     assert info.value.field == "MAXA_PID"
+
+
+def test_from_env_reads_the_fleet_rate_limit(gateway: FakeGateway):
+    creds = gateway.credentials
+    env = {
+        "MAXA_CLIENT_ID": creds.client_id,
+        "MAXA_CLIENT_SECRET": creds.client_secret,
+        "MAXA_USERNAME": creds.username,
+        "MAXA_PASSWORD": creds.password,
+        "MAXA_PID": creds.pid,
+        "MAXA_FLEET_RATE_LIMIT": "fast",
+    }
+    with pytest.raises(maxa.InvalidInputError) as info:
+        maxa.MaxaClient.from_env(env)
+    assert info.value.field == "MAXA_FLEET_RATE_LIMIT"
+    assert (
+        "fleet"
+        not in maxa.MaxaClient.from_env({**env, "MAXA_FLEET_RATE_LIMIT": ""}).stats.as_dict()
+    )

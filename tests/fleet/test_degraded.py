@@ -126,6 +126,7 @@ async def test_a_client_with_an_unreachable_redis_still_validates(
         assert all(outcome.ok for outcome in outcomes)
         fleet = client.tokens.store.fleet  # type: ignore[attr-defined]
         assert fleet.stats()["degraded"] is True
+        assert client.stats.as_dict()["fleet"]["degraded"] is True  # surfaced in client stats
         assert gateway.stats.password_grants == 1
         assert "hunter2" not in repr(fleet)
     warnings = _warnings(caplog)
