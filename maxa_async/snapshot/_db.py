@@ -254,7 +254,7 @@ class Database:
     # -- writing --------------------------------------------------------------------------------
 
     def replace(
-        self, info: SnapshotInfo, values: Mapping[str, str], cancel: threading.Event
+        self, info: SnapshotInfo, values: dict[str, str], cancel: threading.Event
     ) -> tuple[Diff, TerminologyIndex]:
         """Swap a terminology's snapshot for ``values``, in one transaction.
 
@@ -262,7 +262,7 @@ class Database:
         so a failure, a cancellation (``cancel`` is checked between chunks), a crash or a
         power cut before the commit leaves the old snapshot exactly as it was."""
         conn = self.conn
-        index = TerminologyIndex(info, dict(values))
+        index = TerminologyIndex(info, values)  # owns ``values`` from now on
         conn.execute("BEGIN IMMEDIATE")
         try:
             old = self.info(info.key)

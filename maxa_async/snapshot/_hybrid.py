@@ -13,10 +13,13 @@ import attrs
 from ..client import ValidationOutcome
 from ..errors import InvalidInputError, MaxaError
 from ..models import CodedText
-from ..operations import check_coded_text
-from ._store import SnapshotStore
+from ..operations import MAX_VALUE_LENGTH, check_coded_text
+from ._index import TerminologyIndex
+from ._store import SnapshotStore, _NeedLoad
 
 __all__ = ["HybridStats", "HybridValidator", "ValidatingClient"]
+
+_END: Any = object()
 
 
 class ValidatingClient(Protocol):
@@ -109,35 +112,72 @@ class HybridValidator:
     def __repr__(self) -> str:
         return f"HybridValidator({self.store!r}, max_age={self.max_age!r}, stats={self.stats!r})"
 
-    async def _decide(self, item: Any) -> ValidationOutcome | None:
-        """The offline outcome, or None when the gateway must be asked (counted here)."""
+    def _decide(self, item: Any) -> ValidationOutcome | _NeedLoad | None:
+        """The offline outcome, None when the gateway must be asked, or the terminology to
+        load first. Counted here (except for a load, after which it is decided again)."""
+        if type(item) is CodedText:
+            try:
+                index = self.store._memo[item.terminology_id]
+                expected = index._fast.get(item.coded_string)
+            except (KeyError, TypeError):
+                expected = None
+            value = item.value
+            if expected is not None and type(value) is str:
+                if value == expected:
+                    return self._offline(item, index, True)
+                stripped = value.strip()
+                if stripped and len(stripped) <= MAX_VALUE_LENGTH:
+                    return self._offline(item, index, stripped == expected)
+        return self._decide_slow(item)
+
+    def _decide_slow(self, item: Any) -> ValidationOutcome | _NeedLoad | None:
         stats = self.stats
-        stats.items += 1
         try:
             checked = check_coded_text(item)
         except InvalidInputError as exc:
+            stats.items += 1
             stats.invalid_input += 1
             return ValidationOutcome(item, None, exc)
-        index = await self.store._load(checked.terminology_id.lower())
+        store = self.store
+        key = checked.terminology_id.lower()
+        index = store._indexes.get(key)
         if index is None:
+            if key not in store._absent:
+                return _NeedLoad(key)
+            stats.items += 1
             stats.terminology_misses += 1
             stats.online_calls += 1
             return None
+        store._remember(item.terminology_id, index)
         match = index.match(checked.coded_string, checked.value)
         if match is None:
+            stats.items += 1
             stats.code_misses += 1
             stats.online_calls += 1
             return None
-        if not match and self.max_age is not None and index.info.age() > self.max_age:
+        return self._offline(item, index, match)
+
+    def _offline(self, item: Any, index: TerminologyIndex, match: bool) -> ValidationOutcome | None:
+        stats = self.stats
+        stats.items += 1
+        if match:
+            stats.offline_hits += 1
+            stats.offline_valid += 1
+            return ValidationOutcome(item, True)
+        if self.max_age is not None and index.info.age() > self.max_age:
             stats.stale_rechecks += 1
             stats.online_calls += 1
             return None
         stats.offline_hits += 1
-        if match:
-            stats.offline_valid += 1
-        else:
-            stats.offline_invalid += 1
-        return ValidationOutcome(item, match)
+        stats.offline_invalid += 1
+        return ValidationOutcome(item, False)
+
+    async def _decide_loading(self, item: Any) -> ValidationOutcome | None:
+        decided = self._decide(item)
+        while isinstance(decided, _NeedLoad):
+            await self.store._load(decided.key)
+            decided = self._decide(item)
+        return decided
 
     async def _online(self, item: Any) -> ValidationOutcome:
         stats = self.stats
@@ -154,7 +194,7 @@ class HybridValidator:
 
     async def validate(self, coded_text: CodedText) -> bool:
         """One item; bad input and gateway errors raise (as ``client.validate_cts`` does)."""
-        outcome = await self._decide(coded_text)
+        outcome = await self._decide_loading(coded_text)
         if outcome is None:
             outcome = await self._online(coded_text)
         if outcome.error is not None:
@@ -170,20 +210,30 @@ class HybridValidator:
         """One outcome per item, in input order. Offline answers cost no task; gateway
         calls run concurrently, at most ``window`` items in progress (the client's own
         ``max_concurrency`` bounds the requests in flight)."""
-        source = _aiter(items)
+        plain = None if isinstance(items, AsyncIterable) else iter(items)
+        source = items.__aiter__() if isinstance(items, AsyncIterable) else None
         pending: collections.deque[ValidationOutcome | asyncio.Task[ValidationOutcome]]
         pending = collections.deque()
+        decide = self._decide
         exhausted = False
-        done = 0
+        taken = done = 0
         try:
             while True:
                 while not exhausted and len(pending) < self.window:
-                    try:
-                        item = await anext(source)
-                    except StopAsyncIteration:
+                    if plain is not None:
+                        item = next(plain, _END)
+                        taken += 1
+                        if not taken % 4096:
+                            await asyncio.sleep(0)  # a long plain iterable must not starve others
+                    else:
+                        assert source is not None
+                        item = await anext(source, _END)
+                    if item is _END:
                         exhausted = True
                         break
-                    outcome = await self._decide(item)
+                    outcome = decide(item)
+                    if isinstance(outcome, _NeedLoad):
+                        outcome = await self._decide_loading(item)
                     if outcome is None:
                         pending.append(asyncio.ensure_future(self._online(item)))
                     elif pending:
@@ -207,14 +257,3 @@ class HybridValidator:
                 task.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for index, item in enumerate(items, 1):
-            yield item
-            if not index % 4096:
-                await asyncio.sleep(0)

@@ -161,7 +161,9 @@ class SnapshotStore:
     pull commits). A process sees another's pulls after :meth:`reload`.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, create: bool = True, verify: bool = True):
+    def __init__(
+        self, path: str | os.PathLike[str], *, create: bool = True, verify: bool = True
+    ) -> None:
         self._path = os.fspath(path)
         self._create = create
         self._verify = verify
@@ -638,6 +640,11 @@ class SnapshotStore:
                     return ValidationOutcome(item, stripped == expected)
         return self._answer_slow(item)
 
+    def _remember(self, raw_id: object, index: TerminologyIndex) -> None:
+        """Let the fast path find ``index`` by this exact, already checked, id string."""
+        if type(raw_id) is str and len(self._memo) < _MEMO_SIZE:
+            self._memo[raw_id] = index
+
     def _answer_slow(self, item: Any) -> ValidationOutcome | _NeedLoad:
         try:
             checked = check_coded_text(item)
@@ -650,9 +657,7 @@ class SnapshotStore:
                 error = NoSnapshotError(checked.terminology_id, path=self._path)
                 return ValidationOutcome(item, None, error)
             return _NeedLoad(key)
-        raw_id = item.terminology_id
-        if type(raw_id) is str and len(self._memo) < _MEMO_SIZE:
-            self._memo[raw_id] = index
+        self._remember(item.terminology_id, index)
         return ValidationOutcome(item, index.match(checked.coded_string, checked.value) is True)
 
     async def validate_many(
@@ -682,12 +687,24 @@ class SnapshotStore:
                     progress(done)
                 yield outcome
             return
+        memo = self._memo
         for item in items:
-            outcome = answer(item)
-            if isinstance(outcome, _NeedLoad):
-                await self._load(outcome.key)
-                outcome = answer(item)
-                assert isinstance(outcome, ValidationOutcome)
+            # the common case (a known code with its exact value) inlined: see _answer
+            expected = None
+            if type(item) is CodedText:
+                try:  # noqa: SIM105 (suppress() costs a context manager per item)
+                    expected = memo[item.terminology_id]._fast.get(item.coded_string)
+                except (KeyError, TypeError):
+                    pass
+            if expected is not None and type(item.value) is str and item.value == expected:
+                outcome = ValidationOutcome(item, True)
+            else:
+                answered = answer(item)
+                if isinstance(answered, _NeedLoad):
+                    await self._load(answered.key)
+                    answered = answer(item)
+                    assert isinstance(answered, ValidationOutcome)
+                outcome = answered
             done += 1
             if progress is not None:
                 progress(done)
@@ -707,12 +724,24 @@ class SnapshotStore:
         self._require_open()
         answer = self._answer
         done = 0
+        memo = self._memo
         for item in items:
-            outcome = answer(item)
-            if isinstance(outcome, _NeedLoad):
-                self._load_blocking(outcome.key)
-                outcome = answer(item)
-                assert isinstance(outcome, ValidationOutcome)
+            # the common case (a known code with its exact value) inlined: see _answer
+            expected = None
+            if type(item) is CodedText:
+                try:  # noqa: SIM105 (suppress() costs a context manager per item)
+                    expected = memo[item.terminology_id]._fast.get(item.coded_string)
+                except (KeyError, TypeError):
+                    pass
+            if expected is not None and type(item.value) is str and item.value == expected:
+                outcome = ValidationOutcome(item, True)
+            else:
+                answered = answer(item)
+                if isinstance(answered, _NeedLoad):
+                    self._load_blocking(answered.key)
+                    answered = answer(item)
+                    assert isinstance(answered, ValidationOutcome)
+                outcome = answered
             if progress is not None:
                 done += 1
                 progress(done)
