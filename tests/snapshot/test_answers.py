@@ -26,6 +26,13 @@ PERSIAN = [
     Term("5", "Tablet Film-Coated"),
 ]
 
+#: Terms no valid input can match or even ask for: a blank value, an over-long code.
+EDGE = [Term("blank", "   "), Term("A", "Alpha"), Term("L" * 300, "Long"), Term("T", "\tTab\n")]
+
+
+class MyCodedText(maxa.CodedText):
+    """A subclass: accepted by the client's checks, so by the store too."""
+
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def world(
@@ -34,13 +41,14 @@ async def world(
     path: Path = tmp_path_factory.mktemp("answers") / "maxa.db"
     async with FakeGateway(GatewayConfig(seed=7)) as gateway:
         gateway.add_version("DrugForm", "1", PERSIAN)
+        gateway.add_version("Edge", "1", EDGE)
         async with (
             maxa.MaxaClient(
                 gateway.credentials, base_url=gateway.base_url, retry=maxa.RetryPolicy.for_tests()
             ) as client,
             SnapshotStore.open(path) as store,
         ):
-            for terminology in ("eRx", "ContactType", "DrugForm"):
+            for terminology in ("eRx", "ContactType", "DrugForm", "Edge"):
                 await store.pull(client, terminology)
             yield gateway, client, store
 
@@ -227,3 +235,34 @@ async def test_search_value_ranks_and_limits(world: Any) -> None:
     with pytest.raises(maxa.InvalidInputError) as caught:
         await store.search_value("eRx", "x", limit=0)
     assert caught.value.field == "limit"
+
+
+async def test_edge_terms_answer_like_the_gateway_in_every_path(world: Any) -> None:
+    _, client, store = world
+    items: list[Any] = [
+        maxa.CodedText("Alpha", "Edge", "A"),
+        maxa.CodedText(" Alpha\u3000", "Edge", "A"),  # ideographic space is white space
+        maxa.CodedText("alpha", "Edge", "A"),
+        MyCodedText("Alpha", "Edge", "A"),
+        maxa.CodedText("Tab", "EDGE", "T"),  # stored with a tab and a newline around it
+        maxa.CodedText("\tTab\n", "edge", "T"),
+        maxa.CodedText("x", "Edge", "blank"),  # blank stored value never matches
+        maxa.CodedText("   ", "Edge", "blank"),  # blank input: refused
+        maxa.CodedText("Long", "Edge", "L" * 300),  # code too long to ask for: refused
+        maxa.CodedText(["Alpha"], "Edge", "A"),  # type: ignore[arg-type]  # not a str: refused
+        maxa.CodedText("Alpha", "Edge", ["A"]),  # type: ignore[arg-type]  # unhashable: refused
+    ]
+    online = [o async for o in client.validate_many(items)]
+    for answers in (
+        [o async for o in store.validate_many(items)],
+        list(store.validate_many_sync(items)),
+    ):
+        assert [o.valid for o in answers] == [o.valid for o in online]
+        assert [o.valid for o in answers][:7] == [True, True, False, True, True, True, False]
+        assert [getattr(o.error, "field", None) for o in answers] == [
+            getattr(o.error, "field", None) for o in online
+        ]
+    assert await store.lookup("Edge", "blank") == "   "
+    assert await store.lookup("Edge", "T") == "\tTab\n"  # values kept exactly as sent
+    with pytest.raises(maxa.InvalidInputError):
+        await store.lookup("Edge", "L" * 300)

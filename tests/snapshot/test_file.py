@@ -168,3 +168,50 @@ async def test_concurrent_questions_load_a_terminology_once(
         )
         assert all(isinstance(m, NoSnapshotError) for m in misses)
     assert loads == ["contacttype", "icd10"]
+
+
+async def test_concurrent_pulls_of_one_terminology_take_turns(
+    client: maxa.MaxaClient, store: SnapshotStore
+) -> None:
+    first, second = await asyncio.gather(
+        store.pull(client, "ContactType"), store.pull(client, "contacttype")
+    )
+    assert (first.added, first.previous_version) == (14, None)
+    assert (second.unchanged, second.previous_version) == (14, "1")
+    assert (await store.info("ContactType")).term_count == 14
+
+
+def test_validate_many_sync_loads_from_the_file_without_a_loop(snapshot_path: Path) -> None:
+    async def prepare() -> SnapshotStore:
+        store = await SnapshotStore.open(snapshot_path)
+        # a snapshot written by hand through the public pieces: a pull from a tiny source
+        summary = await store.pull(_TinySource(), "Tiny")
+        assert (summary.terms, summary.skipped) == (1, 1)  # the blank code is skipped
+        await store.reload()  # memory empty: the sync path must load from the file
+        return store
+
+    loop = asyncio.new_event_loop()
+    try:
+        store = loop.run_until_complete(prepare())
+        items = [maxa.CodedText("one", "TINY", "1"), maxa.CodedText("two", "tiny", "1")]
+        assert [o.valid for o in store.validate_many_sync(items)] == [True, False]
+        loop.run_until_complete(store.aclose())
+    finally:
+        loop.close()
+
+
+class _TinySource:
+    """A TermSource that is not a MaxaClient: pull needs only the three methods."""
+
+    base_url = "https://example.invalid"
+
+    async def terminology_versions(self, terminology_id: str) -> list[maxa.TerminologyVersion]:
+        return [maxa.TerminologyVersion(1, terminology_id, "v1", 1, True)]
+
+    async def terminologies_term_by_version(
+        self, terminology_id: str, *, version: str
+    ) -> list[maxa.CodedText]:
+        return [maxa.CodedText("one", terminology_id, "1"), maxa.CodedText("x", "Tiny", " ")]
+
+    async def search_terminology(self, terminology_id: str, since: object) -> list[maxa.CodedText]:
+        return []

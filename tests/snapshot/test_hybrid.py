@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -46,7 +47,11 @@ async def test_counts_are_exact_and_only_misses_reach_the_gateway(
     ]
     before = gateway.stats.requests_by_operation.get("ValidateCts", 0)
 
-    outcomes = [o async for o in hybrid.validate_many(items)]
+    async def produce() -> AsyncIterator[Any]:
+        for item in items:
+            yield item
+
+    outcomes = [o async for o in hybrid.validate_many(produce())]
 
     assert [o.item for o in outcomes] == items
     assert [o.valid for o in outcomes] == [True, True, False, True, False, False, True, None, None]
