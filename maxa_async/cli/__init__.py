@@ -1,7 +1,8 @@
 """The ``maxa`` command line (``pip install 'maxa-async[cli]'``).
 
 Commands: ``demo``, ``emulator``, ``token``, ``terminologies``, ``versions``, ``lookup``,
-``search``, ``terms``, ``validate``. ``maxa --help`` and ``maxa COMMAND --help`` say more.
+``search``, ``terms``, ``snapshot pull|sync|info``, ``validate`` (online, ``--offline`` or
+``--hybrid``). ``maxa --help`` and ``maxa COMMAND --help`` say more.
 """
 
 from __future__ import annotations

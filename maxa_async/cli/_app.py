@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 import os
 import sys
 import time
@@ -20,13 +21,22 @@ from ..client import MaxaClient
 from ..errors import InvalidInputError
 from ..jalali import JalaliDateTime
 from ..models import CodedText
+from ..snapshot import HybridValidator
 from ._demo import DemoOptions, print_demo, run_demo
 from ._errors import EXIT_CODES_HELP, ExitCode, UsageProblem, describe, exit_code_for
 from ._files import Columns, file_format, write_terms
 from ._output import Output, ensure_utf8_streams
 from ._session import connect, run_async
-from ._settings import GlobalOptions, resolve_settings
-from ._validate import ValidateJob, print_report, run_validate
+from ._settings import DEFAULT_SNAPSHOT, GlobalOptions, resolve_settings
+from ._snapshot import open_existing, run_info, run_pull, run_sync, snapshot_path
+from ._validate import (
+    ValidateJob,
+    hybrid_validator,
+    offline_validator,
+    online_validator,
+    print_report,
+    run_validate,
+)
 
 __all__ = ["cli", "main"]
 
@@ -104,6 +114,49 @@ def global_options(command: F) -> F:
             help=text,
         )(command)
     return command
+
+
+def snapshot_option(command: F) -> F:
+    """``--snapshot PATH``: the snapshot file (snapshot commands and validate)."""
+    return click.option(
+        "--snapshot",
+        default=None,
+        metavar="PATH",
+        expose_value=False,
+        callback=_store("snapshot"),
+        help=f"the snapshot file [MAXA_SNAPSHOT; default: ./{DEFAULT_SNAPSHOT}]",
+    )(command)
+
+
+_DURATION_UNITS: dict[str, float] = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+class Duration(click.ParamType[float]):
+    """Seconds: ``90``, ``90s``, ``30m``, ``12h`` or ``7d``."""
+
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            number, scale = float(value), 1.0
+        else:
+            text = str(value).strip().lower()
+            scale = _DURATION_UNITS.get(text[-1:], 1.0)
+            if text[-1:] in _DURATION_UNITS:
+                text = text[:-1].strip()
+            try:
+                number = float(text)
+            except ValueError:
+                self.fail(
+                    f"{value!r}: expected seconds, or a number with s, m, h or d (e.g. 12h)",
+                    param,
+                    ctx,
+                )
+        if not math.isfinite(number) or number < 0:
+            self.fail(f"{value!r}: must be zero or more", param, ctx)
+        return number * scale
 
 
 class JalaliDate(click.ParamType[JalaliDateTime]):
@@ -479,6 +532,89 @@ def terms(terminology: str, version: str | None, out: Path | None, fmt: str | No
     return _client_call(body)
 
 
+@cli.group(epilog=EXIT_CODES_HELP)
+@snapshot_option
+@global_options
+def snapshot() -> None:
+    """Offline snapshots: whole terminology versions in one local SQLite file.
+
+    Pull a terminology once, keep it current with `maxa snapshot sync` (from cron, say),
+    and validate against it with `maxa validate FILE --offline` (no network, no
+    credentials) or `--hybrid` (the gateway only for codes the snapshot lacks).
+
+    The file is --snapshot PATH, else MAXA_SNAPSHOT (environment or .env), else
+    ./maxa-snapshot.db. Several processes may read it while one pulls or syncs.
+    """
+
+
+@snapshot.command("pull")
+@click.argument("terminology")
+@click.option(
+    "--version",
+    "version",
+    default=None,
+    help="a version, as `maxa versions TERMINOLOGY` lists them [default: the latest]",
+)
+@snapshot_option
+@global_options
+def snapshot_pull(terminology: str, version: str | None) -> int:
+    """Fetch a whole version of TERMINOLOGY into the snapshot file (created if missing).
+
+    TerminologyVersions picks the version, TerminologiesTermByVersion fetches its terms,
+    and one transaction replaces the terminology's previous snapshot: a failed or
+    interrupted pull leaves the previous one intact. Prints the terms, the version, the
+    time taken and the file's size.
+    """
+    options = _options()
+    output = Output(json_mode=options.json)
+    path = snapshot_path(options)
+    return run_async(lambda: run_pull(options, path, terminology, version, output))
+
+
+@snapshot.command("sync")
+@click.argument("terminologies", nargs=-1, metavar="[TERMINOLOGY]...")
+@snapshot_option
+@global_options
+def snapshot_sync(terminologies: tuple[str, ...]) -> int:
+    """Bring the snapshots up to date (every terminology in the file, or those named).
+
+    If TerminologyVersions marks a newer version latest, it is pulled whole (repulled);
+    otherwise SearchTerminology returns the terms created since the last sync (minus a
+    5-minute margin) and they are written in: counted as added (new codes), changed (new
+    value) or unchanged. Codes deleted within a version go unnoticed until the next one.
+    """
+    options = _options()
+    output = Output(json_mode=options.json)
+    path = snapshot_path(options)
+    return run_async(lambda: run_sync(options, path, terminologies, output))
+
+
+@snapshot.command("info")
+@snapshot_option
+@global_options
+def snapshot_info() -> int:
+    """List the snapshots in the file: terminology, version, terms, last sync, age, gateway.
+
+    Reads the file only: no gateway, no credentials.
+    """
+    options = _options()
+    output = Output(json_mode=options.json)
+    path = snapshot_path(options)
+    return run_async(lambda: run_info(path, output))
+
+
+def _require_credentials_for_hybrid(options: GlobalOptions) -> None:
+    if options.emulator:
+        return
+    try:
+        resolve_settings(options).require_credentials()
+    except UsageProblem as exc:
+        raise UsageProblem(
+            f"--hybrid asks the gateway about what the snapshot lacks: {exc}; "
+            "--offline needs no credentials"
+        ) from None
+
+
 @cli.command(epilog=EXIT_CODES_HELP)
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
@@ -506,6 +642,25 @@ def terms(terminology: str, version: str | None, out: Path | None, fmt: str | No
 )
 @click.option("--limit", type=click.IntRange(min=1), help="stop after this many rows")
 @click.option("--restart", is_flag=True, help="overwrite --out instead of resuming")
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="answer from the snapshot file only: no network, no credentials needed",
+)
+@click.option(
+    "--hybrid",
+    is_flag=True,
+    help="answer from the snapshot file, asking the gateway only for codes it lacks "
+    "and terminologies never pulled",
+)
+@click.option(
+    "--max-age",
+    type=Duration(),
+    default=None,
+    help="with --hybrid: ask the gateway about a value the snapshot calls invalid if the "
+    "snapshot was synced longer ago than this (e.g. 12h, 7d) [default: never]",
+)
+@snapshot_option
 @global_options
 def validate(
     file: Path,
@@ -518,16 +673,33 @@ def validate(
     out_format: str | None,
     limit: int | None,
     restart: bool,
+    offline: bool,
+    hybrid: bool,
+    max_age: float | None,
 ) -> int:
-    """Validate every row of FILE (CSV with a header row, or JSON lines) with ValidateCts.
+    """Validate every row of FILE (CSV with a header row, or JSON lines): ValidateCts, or a
+    local snapshot (--offline, --hybrid).
 
     Each row needs a terminology id, a code and a value. One result row per input row:
     row, line, terminology, code, value, status (valid, invalid or error), message.
     Rows that cannot be read (missing column, bad JSON, empty code, non-ASCII
     terminology id) become error rows with their line number; the run goes on.
+
+    With --offline the rows are checked against the snapshot file (`maxa snapshot pull`)
+    with the gateway's rules, without network or credentials; a terminology not in the
+    file gives error rows. With --hybrid the snapshot answers what it can and the
+    gateway is asked about codes it lacks (newer than the snapshot) and terminologies
+    never pulled; the summary counts each. Results, resuming and exit codes are the same
+    in every mode.
     """
     options = _options()
     output = Output(json_mode=options.json)
+    if offline and hybrid:
+        raise UsageProblem("--offline and --hybrid exclude each other; pick one")
+    if max_age is not None and not hybrid:
+        raise UsageProblem("--max-age applies to --hybrid only")
+    if offline and options.emulator:
+        raise UsageProblem("--offline asks no gateway; drop --emulator (or use --hybrid)")
     source_format = file_format(str(file), input_format, "input file")
     if out is not None and out.resolve() == file.resolve():
         raise UsageProblem("--out must not be the input file")
@@ -547,8 +719,24 @@ def validate(
     )
 
     async def main() -> int:
-        async with connect(options, max_concurrency=concurrency) as connection:
-            report = await run_validate(connection.client, job, output)
+        if offline:
+            async with open_existing(snapshot_path(options)) as store:
+                report = await run_validate(offline_validator(store), job, output)
+        elif hybrid:
+            _require_credentials_for_hybrid(options)
+            async with (
+                open_existing(snapshot_path(options)) as store,
+                connect(options, max_concurrency=concurrency) as connection,
+            ):
+                checker = HybridValidator(
+                    store, connection.client, max_age=max_age, window=job.window
+                )
+                report = await run_validate(hybrid_validator(checker), job, output)
+        else:
+            async with connect(options, max_concurrency=concurrency) as connection:
+                report = await run_validate(
+                    online_validator(connection.client, job.window), job, output
+                )
         print_report(report, job, output)
         return report.exit_code
 

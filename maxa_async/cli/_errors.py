@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import sqlite3
 
 from ..errors import (
     AuthenticationError,
@@ -15,8 +16,16 @@ from ..errors import (
     ServiceError,
     TransportError,
 )
+from ..snapshot import NoSnapshotError, SnapshotError
 
-__all__ = ["EXIT_CODES_HELP", "ExitCode", "UsageProblem", "describe", "exit_code_for"]
+__all__ = [
+    "EXIT_CODES_HELP",
+    "ExitCode",
+    "UsageProblem",
+    "describe",
+    "exit_code_for",
+    "no_snapshot_message",
+]
 
 
 class ExitCode(enum.IntEnum):
@@ -33,7 +42,7 @@ EXIT_CODES_HELP = (
     "2 validate: some rows errored (takes precedence over 1), other commands: the call "
     "failed (not found, rate limited, gateway or network error); "
     "3 usage or configuration error (bad option, missing or rejected credentials, "
-    "blocked IP, unreadable file); 130 interrupted."
+    "blocked IP, unreadable file, missing or damaged snapshot file); 130 interrupted."
 )
 
 
@@ -45,9 +54,19 @@ class UsageProblem(Exception):
 _CONFIG_ERRORS = (AuthenticationError, ForbiddenError, HttpsRequiredError, InvalidInputError)
 
 
+def _busy(error: SnapshotError) -> bool:
+    """The file is locked by another writer (SQLite gave up waiting): try again later."""
+    cause = error.__cause__
+    name = getattr(cause, "sqlite_errorname", "") if isinstance(cause, sqlite3.Error) else ""
+    return name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+
+
 def exit_code_for(error: BaseException) -> ExitCode:
     if isinstance(error, (UsageProblem, *_CONFIG_ERRORS)):
         return ExitCode.USAGE
+    if isinstance(error, SnapshotError):
+        # Missing, damaged or too new a file, or a terminology never pulled: fix and rerun.
+        return ExitCode.ERROR if _busy(error) else ExitCode.USAGE
     return ExitCode.ERROR
 
 
@@ -75,10 +94,22 @@ _LABELS: tuple[tuple[type[MaxaError], str], ...] = (
 )
 
 
+def no_snapshot_message(error: NoSnapshotError) -> str:
+    """A terminology never pulled, in the command line's words (the library's message
+    names its Python API)."""
+    where = f" in {error.path}" if error.path else ""
+    name = error.terminology_id
+    return f"no snapshot of terminology {name!r}{where}; pull it first: maxa snapshot pull {name}"
+
+
 def describe(error: BaseException) -> str:
     """One line for stderr. MaxaError messages never carry secrets (the library's promise)."""
     if isinstance(error, UsageProblem):
         return str(error)
+    if isinstance(error, NoSnapshotError):
+        return no_snapshot_message(error)
+    if isinstance(error, SnapshotError):
+        return str(error)  # names the file and what to do
     if isinstance(error, MaxaError):
         label = next((text for cls, text in _LABELS if isinstance(error, cls)), "error")
         hint = next((text for cls, text in _HINTS if isinstance(error, cls)), None)

@@ -12,7 +12,17 @@ from ..client import DEFAULT_BASE_URL
 from ..models import Credentials
 from ._errors import UsageProblem
 
-__all__ = ["ENV_NAMES", "GlobalOptions", "Settings", "read_dotenv", "resolve_settings"]
+__all__ = [
+    "DEFAULT_SNAPSHOT",
+    "ENV_NAMES",
+    "GlobalOptions",
+    "Settings",
+    "read_dotenv",
+    "resolve_settings",
+]
+
+#: The snapshot file when neither ``--snapshot`` nor ``MAXA_SNAPSHOT`` names one.
+DEFAULT_SNAPSHOT = "maxa-snapshot.db"
 
 #: Setting name -> environment variable.
 ENV_NAMES: Mapping[str, str] = {
@@ -23,6 +33,7 @@ ENV_NAMES: Mapping[str, str] = {
     "pid": "MAXA_PID",
     "base_url": "MAXA_BASE_URL",
     "redis_url": "MAXA_REDIS_URL",
+    "snapshot": "MAXA_SNAPSHOT",
 }
 
 _CREDENTIAL_FIELDS = ("client_id", "client_secret", "username", "password", "pid")
@@ -40,6 +51,7 @@ class GlobalOptions:
     base_url: str | None = None
     redis_url: str | None = None
     env_file: str | None = None
+    snapshot: str | None = None
     emulator: bool = False
     json: bool = False
     debug: bool = False
@@ -58,6 +70,7 @@ class Settings:
     redis_url: str | None
     missing: tuple[str, ...]
     sources: Mapping[str, str]  # setting -> "flag" | "environment" | ".env path"
+    snapshot: str = DEFAULT_SNAPSHOT  # the snapshot file (relative to the working directory)
 
     def require_credentials(self) -> Credentials:
         if self.credentials is None:
@@ -140,4 +153,5 @@ def resolve_settings(
         redis_url=values.get("redis_url"),
         missing=missing,
         sources=sources,
+        snapshot=values.get("snapshot", DEFAULT_SNAPSHOT),
     )

@@ -1,4 +1,8 @@
-"""``maxa validate``: stream a file through ``validate_many``, write one result per row."""
+"""``maxa validate``: stream a file through ``validate_many``, write one result per row.
+
+The rows are answered by the gateway (online), a local snapshot (``--offline``) or both
+(``--hybrid``): a :class:`Validator` says which; reading, writing and resuming are the same.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,17 @@ import collections
 import itertools
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
 from ..client import MaxaClient, ValidationOutcome
 from ..errors import AuthenticationError, ForbiddenError, HttpsRequiredError
 from ..models import CodedText
-from ._errors import ExitCode
+from ..snapshot import HybridValidator, NoSnapshotError, SnapshotStore
+from ._errors import ExitCode, no_snapshot_message
 from ._files import (
     Columns,
     Format,
@@ -28,7 +34,18 @@ from ._files import (
 )
 from ._output import Output, ProgressReporter
 
-__all__ = ["ValidateJob", "ValidateReport", "run_validate"]
+__all__ = [
+    "ValidateJob",
+    "ValidateReport",
+    "Validator",
+    "hybrid_validator",
+    "offline_validator",
+    "online_validator",
+    "print_report",
+    "run_validate",
+]
+
+Mode = Literal["online", "offline", "hybrid"]
 
 # Stands in for a row that could not be read, so outcomes stay aligned with input rows.
 # The client refuses it before sending anything (blank terminology id).
@@ -38,6 +55,12 @@ _PLACEHOLDER = CodedText(value="", terminology_id="", coded_string="")
 _FATAL = (AuthenticationError, ForbiddenError, HttpsRequiredError)
 
 _INVALID_MESSAGE = "the value is not the one registered for this code (or the code is unknown)"
+
+_ANSWERED_BY: Mapping[Mode, str] = {
+    "online": "the gateway (ValidateCts)",
+    "offline": "the snapshot only (--offline)",
+    "hybrid": "the snapshot, the gateway on a miss (--hybrid)",
+}
 
 #: Rows listed (by line) in the summary.
 _SHOWN_PROBLEMS = 10
@@ -55,6 +78,46 @@ class ValidateJob:
     window: int
 
 
+@attrs.frozen
+class Validator:
+    """What answers the rows: ``validate_many`` yields one outcome per item, in order."""
+
+    mode: Mode
+    validate_many: Callable[[Iterator[CodedText]], AsyncIterator[ValidationOutcome]]
+    #: awaited before anything is written (the online path checks the credentials)
+    preflight: Callable[[], Awaitable[object]] | None = None
+    #: counts for the summary, read when the run ends (the hybrid's offline/online split)
+    counts: Callable[[], Mapping[str, int]] | None = None
+    snapshot: str | None = None  # the snapshot file, offline and hybrid
+
+
+def online_validator(client: MaxaClient, window: int) -> Validator:
+    """ValidateCts for every row; bad credentials or a blocked IP would turn every row into
+    an error row (and a rerun would skip them all), so they are checked first."""
+
+    def validate_many(items: Iterator[CodedText]) -> AsyncIterator[ValidationOutcome]:
+        return client.validate_many(items, window=window)
+
+    return Validator("online", validate_many, preflight=client.tokens.get)
+
+
+def offline_validator(store: SnapshotStore) -> Validator:
+    """The snapshot only: no network, no credentials."""
+    return Validator("offline", store.validate_many, snapshot=store.path)
+
+
+def hybrid_validator(hybrid: HybridValidator) -> Validator:
+    """The snapshot first, the gateway for what it lacks. No preflight: with the gateway
+    down the rows the snapshot answers still get answered (the others become error rows);
+    rejected credentials stop the run at the first row that needed the gateway."""
+    return Validator(
+        "hybrid",
+        hybrid.validate_many,
+        counts=lambda: hybrid.stats.as_dict(),
+        snapshot=hybrid.store.path,
+    )
+
+
 @attrs.define
 class ValidateReport:
     statuses: Counter[str] = attrs.field(factory=Counter)  # every row in the results
@@ -63,6 +126,9 @@ class ValidateReport:
     elapsed: float = 0.0
     interrupted: bool = False
     problems: list[ResultRow] = attrs.field(factory=list)  # the first few not-valid rows
+    mode: Mode = "online"
+    snapshot: str | None = None
+    counts: dict[str, int] | None = None  # --hybrid: HybridStats
 
     @property
     def total(self) -> int:
@@ -82,6 +148,8 @@ class ValidateReport:
         return {
             "input": str(job.source),
             "out": str(job.out) if job.out is not None else None,
+            "mode": self.mode,
+            "snapshot": self.snapshot,
             "rows": self.total,
             "valid": self.statuses["valid"],
             "invalid": self.statuses["invalid"],
@@ -93,12 +161,15 @@ class ValidateReport:
             "interrupted": self.interrupted,
             "exit_code": int(self.exit_code),
             "first_problems": [row.as_dict() for row in self.problems],
+            "hybrid": self.counts,
         }
 
 
 def _result(row: InputRow, outcome: ValidationOutcome) -> ResultRow:
     if row.problem is not None:
         status, message = "error", row.problem
+    elif isinstance(outcome.error, NoSnapshotError):
+        status, message = "error", no_snapshot_message(outcome.error)
     elif outcome.error is not None:
         status, message = "error", str(outcome.error)
     elif outcome.valid:
@@ -116,8 +187,8 @@ def _result(row: InputRow, outcome: ValidationOutcome) -> ResultRow:
     )
 
 
-async def run_validate(client: MaxaClient, job: ValidateJob, output: Output) -> ValidateReport:
-    report = ValidateReport()
+async def run_validate(validator: Validator, job: ValidateJob, output: Output) -> ValidateReport:
+    report = ValidateReport(mode=validator.mode, snapshot=validator.snapshot)
     append = False
     if job.out is not None and not job.restart:
         existing = scan_results(job.out, job.out_format)
@@ -150,14 +221,14 @@ async def run_validate(client: MaxaClient, job: ValidateJob, output: Output) -> 
                     value=row.value, terminology_id=row.terminology, coded_string=row.code
                 )
 
-    # Bad credentials or a blocked IP would turn every row into an error row (and a
-    # rerun would skip them all): check them before writing anything.
-    await client.tokens.get()
+    if validator.preflight is not None:
+        await validator.preflight()  # before anything is written
     writer = ResultWriter(job.out, job.out_format, append=append)
     started = time.monotonic()
+    outcomes = validator.validate_many(items())
     try:
         with ProgressReporter(output, "validating", total) as progress:
-            async for outcome in client.validate_many(items(), window=job.window):
+            async for outcome in outcomes:
                 if isinstance(outcome.error, _FATAL):
                     raise outcome.error  # not this row's fault; the rerun starts from it
                 result = _result(waiting.popleft(), outcome)
@@ -176,6 +247,13 @@ async def run_validate(client: MaxaClient, job: ValidateJob, output: Output) -> 
     finally:
         writer.close()
         report.elapsed = time.monotonic() - started
+        # Stopped early (a fatal error, an interruption): end the requests still in flight
+        # now, while the client is open, rather than when the loop shuts down.
+        aclose = getattr(outcomes, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        if validator.counts is not None:
+            report.counts = dict(validator.counts())
     return report
 
 
@@ -186,6 +264,7 @@ def print_report(report: ValidateReport, job: ValidateJob, output: Output) -> No
     lines: list[tuple[str, object]] = [
         ("input", str(job.source)),
         ("results", str(job.out) if job.out is not None else "stdout"),
+        ("answered by", _ANSWERED_BY[report.mode]),
         ("rows", f"{report.total:,}"),
         ("valid", f"{report.statuses['valid']:,}"),
         ("invalid", f"{report.statuses['invalid']:,}"),
@@ -195,6 +274,26 @@ def print_report(report: ValidateReport, job: ValidateJob, output: Output) -> No
         lines.append(("resumed after row", f"{report.resumed_rows:,}"))
     rate = report.this_run / report.elapsed if report.elapsed else 0.0
     lines.append(("this run", f"{report.this_run:,} rows in {report.elapsed:.1f}s ({rate:,.0f}/s)"))
+    if report.snapshot is not None:
+        lines.append(("snapshot", report.snapshot))
+    if report.counts is not None:
+        counts = report.counts
+        lines.append(
+            (
+                "offline answers",
+                f"{counts['offline_hits']:,} ({counts['offline_valid']:,} valid, "
+                f"{counts['offline_invalid']:,} invalid)",
+            )
+        )
+        lines.append(
+            (
+                "gateway calls",
+                f"{counts['online_calls']:,} (codes not in the snapshot: "
+                f"{counts['code_misses']:,}, terminologies not pulled: "
+                f"{counts['terminology_misses']:,}, stale rechecks: "
+                f"{counts['stale_rechecks']:,}; failed: {counts['online_errors']:,})",
+            )
+        )
     if report.interrupted:
         lines.append(("interrupted", "rerun the same command to continue"))
     lines.append(("exit code", int(report.exit_code)))
