@@ -142,34 +142,55 @@ async def ours_gather(
 
 
 async def plain(info: dict[str, Any], terms: list[maxa.CodedText], count: int, rounds: int) -> None:
+    """Alternating rounds; per round the ratio of rates (wall clock) and of client CPU
+    seconds per request (the process's own CPU time, steadier on a noisy machine)."""
     items = make_items(terms, count)
     token = await raw_token(info)
-    raw_rates, many_rates, gather_rates = [], [], []
+    rates: dict[str, list[float]] = {"raw": [], "many": [], "gather": []}
+    cpu: dict[str, list[float]] = {"raw": [], "many": [], "gather": []}
+
+    async def timed(name: str, run: Any) -> int:
+        started = time.process_time()
+        seconds, valid = await run()
+        cpu[name].append((time.process_time() - started) / count * 1e6)
+        rates[name].append(count / seconds)
+        return int(valid)
+
     for _ in range(rounds):
-        seconds, raw_valid, _ = await raw_validate(info, token, items, 64)
-        raw_rates.append(count / seconds)
-        seconds, valid, _ = await ours_validate(info, items, 64)
-        assert valid == raw_valid, (valid, raw_valid)
-        many_rates.append(count / seconds)
-        seconds, valid = await ours_gather(info, items, 64)
-        assert valid == raw_valid
-        gather_rates.append(count / seconds)
-    raw = statistics.median(raw_rates)
+        raw_valid = await timed("raw", lambda: _first_two(raw_validate(info, token, items, 64)))
+        assert await timed("many", lambda: _first_two(ours_validate(info, items, 64))) == raw_valid
+        assert await timed("gather", lambda: ours_gather(info, items, 64)) == raw_valid
+
+    def ratio(name: str) -> float:
+        return statistics.median(o / r for o, r in zip(rates[name], rates["raw"], strict=True))
+
+    def cpu_ratio(name: str) -> float:
+        return statistics.median(r / o for o, r in zip(cpu[name], cpu["raw"], strict=True))
+
     rows = [
-        ["raw aiohttp (fixed token, worker pool)", f"{raw:,.0f}", "1.00"],
         [
-            "ours: validate_many",
-            f"{statistics.median(many_rates):,.0f}",
-            f"{statistics.median(many_rates) / raw:.2f}",
-        ],
-        [
-            "ours: gather(validate_cts)",
-            f"{statistics.median(gather_rates):,.0f}",
-            f"{statistics.median(gather_rates) / raw:.2f}",
-        ],
+            label,
+            f"{statistics.median(rates[name]):,.0f}",
+            f"{ratio(name):.2f}",
+            f"{statistics.median(cpu[name]):.0f}",
+            f"{cpu_ratio(name):.2f}",
+        ]
+        for label, name in (
+            ("raw aiohttp (fixed token, worker pool)", "raw"),
+            ("ours: validate_many", "many"),
+            ("ours: gather(validate_cts)", "gather"),
+        )
     ]
-    print(f"\n[plain] {count:,} ValidateCts, concurrency 64, median of {rounds} alternating rounds")
-    print(table(["client", "req/s", "ours/raw"], rows))
+    print(
+        f"\n[plain] {count:,} ValidateCts, concurrency 64, {rounds} alternating rounds "
+        "(medians; ratios per round)"
+    )
+    print(table(["client", "req/s", "ours/raw", "client CPU us/req", "raw CPU / ours"], rows))
+
+
+async def _first_two(run: Any) -> tuple[float, int]:
+    result = await run
+    return result[0], result[1]
 
 
 async def ratelimit(
@@ -244,15 +265,24 @@ async def latency(info: dict[str, Any], terms: list[maxa.CodedText], count: int)
         seconds, _, client = await ours_validate(info, items, 64)
     finally:
         await set_config(info, latency=0.0)
-    predicted = 64 / 0.05
-    print(f"\n[latency] {count:,} ValidateCts, 50 ms per request, max_concurrency 64")
+    observed = statistics.median(client.stats._latencies)
+    predicted = 64 / observed
+    print(f"\n[latency] {count:,} ValidateCts, gateway adds 50 ms per request, max_concurrency 64")
     print(
         table(
-            ["client", "items/s", "Little's law (64 / 0.05 s)", "of prediction", "final limit"],
+            [
+                "client",
+                "items/s",
+                "median latency",
+                "Little's law (64 / latency)",
+                "of prediction",
+                "final limit",
+            ],
             [
                 [
                     "ours",
                     f"{count / seconds:,.0f}",
+                    f"{observed * 1000:.1f} ms",
                     f"{predicted:,.0f}",
                     f"{count / seconds / predicted:.0%}",
                     client.limiter.limit,
@@ -272,7 +302,7 @@ async def main() -> None:
     with gateway_process() as info:
         terms = await erx_terms(info)
         if args.only in (None, "plain"):
-            await plain(info, terms, int(20_000 * scale), rounds=3)
+            await plain(info, terms, int(20_000 * scale), rounds=5)
         if args.only in (None, "ratelimit"):
             await ratelimit(info, terms, int(15_000 * scale), args.rps)
         if args.only in (None, "zipf"):

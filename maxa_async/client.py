@@ -10,14 +10,13 @@ Create one per process, share it with every coroutine, close it at shutdown::
 from __future__ import annotations
 
 import asyncio
-import collections
 import logging
 import math
 import os
 import random
 import ssl as ssl_module
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -316,76 +315,42 @@ class MaxaClient:
         ):
             raise InvalidInputError("window", "must be an int >= 1 (or None)")
         size = window or 16 * self._limiter.max_concurrency
-        source = _aiter(items)
-        # Outcomes wait here in input order; at most `running` of them are still working
-        # (about the concurrency, so tasks rarely queue in the limiter), the rest are done
-        # and wait their turn (up to `size`, so one slow item does not stall the others).
-        pending: collections.deque[asyncio.Future[ValidationOutcome]] = collections.deque()
-        loop = asyncio.get_running_loop()
-        most_running = self._limiter.max_concurrency
-        running = 0
-        progressed = asyncio.Event()
-
-        def finished(_: asyncio.Future[ValidationOutcome]) -> None:
-            nonlocal running
-            running -= 1
-            progressed.set()
-
-        exhausted = False
-        done = 0
+        pool = _ValidationPool(self, items, size)
         try:
             while True:
-                while not exhausted and running < most_running and len(pending) < size:
-                    try:
-                        item = await anext(source)
-                    except StopAsyncIteration:
-                        exhausted = True
-                        break
-                    future = self._start_validation(loop, item)
-                    if not future.done():
-                        running += 1
-                        future.add_done_callback(finished)
-                    pending.append(future)
-                if not pending:
+                outcome = await pool.next_outcome()
+                if outcome is None:
                     return
-                head = pending[0]
-                if not head.done():
-                    progressed.clear()
-                    await progressed.wait()  # the head, or another item, finished
-                    continue
-                pending.popleft()
-                done += 1
                 if progress is not None:
-                    progress(done)
-                yield head.result()
+                    progress(pool.yielded)
+                yield outcome
         finally:
-            for future in pending:
-                future.cancel()
-            if pending:
-                await asyncio.gather(*pending, return_exceptions=True)
+            await pool.aclose()
 
-    def _start_validation(
-        self, loop: asyncio.AbstractEventLoop, item: Any
-    ) -> asyncio.Future[ValidationOutcome]:
-        # Bad input and cache hits are answered here, without a task: bulk files repeat.
+    def _outcome_now(self, item: Any) -> ValidationOutcome | ops.Call[bool]:
+        """Bad input and cache hits are answered at once, without a request (bulk files
+        repeat); otherwise the call to make."""
         try:
             call = ops.validate_cts(item)
         except MaxaError as exc:
             self.stats.calls += 1
             self.stats.failures += 1
-            return _resolved(loop, ValidationOutcome(item, None, exc))
+            return ValidationOutcome(item, None, exc)
         cache = self._cache
         if cache is not None and call.request.operation in cache.operations:
             cached = cache.get(call.key)
             if cached is not MISSING:
                 self.stats.calls += 1
                 self.stats.cache_hits += 1
-                return _resolved(loop, ValidationOutcome(item, cached))
-        return loop.create_task(self._validation_outcome(item, call))
+                return ValidationOutcome(item, cached)
+        return call
 
-    async def _validation_outcome(self, item: Any, call: ops.Call[bool]) -> ValidationOutcome:
+    async def _validation_outcome(self, item: Any) -> ValidationOutcome:
+        now = self._outcome_now(item)
+        if isinstance(now, ValidationOutcome):
+            return now
         try:
-            valid = await self._execute(call)
+            valid = await self._execute(now)
         except MaxaError as exc:
             return ValidationOutcome(item, None, exc)
         return ValidationOutcome(item, valid)
@@ -544,6 +509,101 @@ class MaxaClient:
         return await self._transport.request(
             request.method, request.path, request.headers, request.body, operation="token"
         )
+
+
+class _ValidationPool:
+    """validate_many's engine: ``max_concurrency`` long-lived workers take items in
+    input order and file each outcome under its index; the consumer yields them in
+    order. Workers stop taking items ``window`` ahead of the consumer, so memory stays
+    flat, and one slow item (in back-off) holds back nothing but its own turn.
+    No task, no future per item: this is the bulk hot path."""
+
+    def __init__(self, client: MaxaClient, items: Any, window: int) -> None:
+        self._client = client
+        self._window = window
+        if isinstance(items, AsyncIterable):
+            self._async_source: AsyncIterator[Any] | None = aiter(items)
+            self._sync_source: Iterator[Any] | None = None
+            self._take_lock: asyncio.Lock | None = asyncio.Lock()
+        else:
+            self._async_source = None
+            self._sync_source = iter(items)
+            self._take_lock = None
+        self._results: dict[int, ValidationOutcome] = {}
+        self._taken = 0  # index of the next item to take
+        self.yielded = 0  # index of the next outcome to yield
+        self._exhausted = False
+        self._failure: BaseException | None = None
+        self._room = asyncio.Event()  # the consumer moved on: workers may take more
+        self._progress = asyncio.Event()  # an outcome was filed or a worker ended
+        workers = client.limiter.max_concurrency
+        self._alive = workers
+        loop = asyncio.get_running_loop()
+        self._workers = [loop.create_task(self._work()) for _ in range(workers)]
+
+    async def _take(self) -> tuple[int, Any] | None:
+        if self._sync_source is not None:
+            if self._exhausted:
+                return None
+            try:
+                item = next(self._sync_source)
+            except StopIteration:
+                self._exhausted = True
+                return None
+        else:
+            assert self._take_lock is not None and self._async_source is not None
+            async with self._take_lock:  # an async generator cannot be entered twice
+                if self._exhausted:
+                    return None
+                try:
+                    item = await anext(self._async_source)
+                except StopAsyncIteration:
+                    self._exhausted = True
+                    return None
+        index = self._taken
+        self._taken += 1
+        return index, item
+
+    async def _work(self) -> None:
+        try:
+            while True:
+                while self._taken - self.yielded >= self._window and not self._exhausted:
+                    self._room.clear()
+                    await self._room.wait()
+                taken = await self._take()
+                if taken is None:
+                    return
+                index, item = taken
+                self._results[index] = await self._client._validation_outcome(item)
+                if index == self.yielded:
+                    self._progress.set()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # the source itself failed: the consumer re-raises it
+            self._failure = exc
+            self._exhausted = True
+        finally:
+            self._alive -= 1
+            self._progress.set()
+
+    async def next_outcome(self) -> ValidationOutcome | None:
+        while True:
+            outcome = self._results.pop(self.yielded, None)
+            if outcome is not None:
+                self.yielded += 1
+                self._room.set()
+                return outcome
+            if self._failure is not None:
+                raise self._failure
+            if self._alive == 0:
+                return None
+            self._progress.clear()
+            await self._progress.wait()
+
+    async def aclose(self) -> None:
+        for worker in self._workers:
+            worker.cancel()
+        await asyncio.gather(*self._workers, return_exceptions=True)
 
 
 class _Flight:

@@ -47,6 +47,8 @@ MAX_ID_LENGTH: Final = 128
 MAX_CODE_LENGTH: Final = 256
 MAX_VALUE_LENGTH: Final = 8192
 
+_MAX_PATHS_SHOWN: Final = 5
+
 
 @attrs.frozen
 class Request:
@@ -89,7 +91,11 @@ class Call(Generic[T]):
             raise
         except (cattrs.BaseValidationError, TypeError, ValueError) as exc:
             if isinstance(exc, cattrs.BaseValidationError):
-                detail = "; ".join(error_paths(exc, path="$.result.data"))
+                paths = error_paths(exc, path="$.result.data")
+                # A broken list repeats the same faults per item: name a few, count the rest.
+                detail = "; ".join(paths[:_MAX_PATHS_SHOWN])
+                if len(paths) > _MAX_PATHS_SHOWN:
+                    detail += f"; and {len(paths) - _MAX_PATHS_SHOWN} more"
             else:
                 detail = str(exc)
             raise ProtocolError(
