@@ -345,67 +345,63 @@ class MaxaClient:
                 return ValidationOutcome(item, cached)
         return call
 
-    async def _validation_outcome(self, item: Any) -> ValidationOutcome:
-        now = self._outcome_now(item)
-        if isinstance(now, ValidationOutcome):
-            return now
-        try:
-            valid = await self._execute(now)
-        except MaxaError as exc:
-            return ValidationOutcome(item, None, exc)
-        return ValidationOutcome(item, valid)
-
     # ------------------------------------------------------------------ engine
 
     async def _execute(self, call: ops.Call[T]) -> T:
+        # Cache, coalescing and the send in one frame: every frame between the caller and
+        # aiohttp is re-entered at each of aiohttp's suspensions, so depth costs per request.
         if self._closed:
             raise RuntimeError("this MaxaClient is closed; create a new one")
-        self.stats.calls += 1
+        stats = self.stats
+        stats.calls += 1
         cache = self._cache
         if cache is not None and call.request.operation in cache.operations:
             cached = cache.get(call.key)
             if cached is not MISSING:
-                self.stats.cache_hits += 1
+                stats.cache_hits += 1
                 result: T = cached
                 return result
         else:
             cache = None
         try:
             if self._coalesce:
-                result = await self._coalesced(call)
+                key = call.key
+                pending = self._pending
+                flight = pending.get(key)
+                if flight is None:
+                    flight = pending[key] = _Flight()
+                    try:
+                        result = await self._send(call)
+                    except BaseException as exc:
+                        del pending[key]
+                        flight.fail(exc)
+                        raise
+                    del pending[key]
+                    flight.succeed(result)
+                else:
+                    stats.coalesced += 1
+                    result = await self._follow(call, flight)
             else:
                 result = await self._send(call)
         except MaxaError:
-            self.stats.failures += 1
+            stats.failures += 1
             raise
         if cache is not None:
             cache.put(call.key, result)
         return result
 
-    async def _coalesced(self, call: ops.Call[T]) -> T:
-        key = call.key
-        flight = self._pending.get(key)
-        if flight is not None:
-            self.stats.coalesced += 1
-            shared = flight.follow()
-            try:
-                result: T = await asyncio.shield(shared)
-                return result
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if shared.cancelled() and task is not None and not task.cancelling():
-                    return await self._coalesced(call)  # the leader was cancelled, not us
-                raise
-        flight = self._pending[key] = _Flight()
+    async def _follow(self, call: ops.Call[T], flight: _Flight) -> T:
+        """Wait for an identical call's answer; if that call was cancelled (and we were
+        not), make the call ourselves."""
+        shared = flight.follow()
         try:
-            value = await self._send(call)
-        except BaseException as exc:
-            del self._pending[key]
-            flight.fail(exc)
+            result: T = await asyncio.shield(shared)
+            return result
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if shared.cancelled() and task is not None and not task.cancelling():
+                return await self._send(call)
             raise
-        del self._pending[key]
-        flight.succeed(value)
-        return value
 
     async def _send(self, call: ops.Call[T]) -> T:
         request = call.request
@@ -417,8 +413,11 @@ class MaxaClient:
         attempt = 0
         replays_401 = 0
         while True:
-            slot_wait = await limiter.acquire(deadline)
-            stats.queue_wait_total += slot_wait
+            if limiter.try_acquire():
+                slot_wait = 0.0
+            else:
+                slot_wait = await limiter.acquire(deadline)
+                stats.queue_wait_total += slot_wait
             deadline = clock() + policy.deadline if deadline is None else deadline + slot_wait
             sent_at = clock()
             latency: float | None = None
@@ -574,7 +573,18 @@ class _ValidationPool:
                 if taken is None:
                     return
                 index, item = taken
-                self._results[index] = await self._client._validation_outcome(item)
+                client = self._client
+                now = client._outcome_now(item)
+                if isinstance(now, ValidationOutcome):
+                    outcome = now
+                else:
+                    try:
+                        valid = await client._execute(now)
+                    except MaxaError as exc:
+                        outcome = ValidationOutcome(item, None, exc)
+                    else:
+                        outcome = ValidationOutcome(item, valid)
+                self._results[index] = outcome
                 if index == self.yielded:
                     self._progress.set()
         except asyncio.CancelledError:

@@ -224,6 +224,19 @@ class Limiter:
 
     # ------------------------------------------------------------------ acquire / release
 
+    def try_acquire(self) -> bool:
+        """Take a slot at once if one is free and nothing asks to wait (no cooldown, no
+        rate cap, nobody queued); the caller then skips :meth:`acquire`."""
+        if (
+            self._in_flight < self.limit
+            and not self._waiters
+            and not self._interval
+            and self._cooldown_until <= self._clock()
+        ):
+            self._in_flight += 1
+            return True
+        return False
+
     async def acquire(self, deadline: float | None = None) -> float:
         """Take a slot, then wait out any cooldown and the rate cap. Returns the seconds
         spent waiting for the slot itself (callers extend their deadline by it)."""

@@ -154,11 +154,16 @@ def check_coded_text(value: object, field: str = "coded_text") -> CodedText:
     """A CodedText with every part checked and stripped."""
     if not isinstance(value, CodedText):
         raise InvalidInputError(field, f"must be a maxa.CodedText, got {type(value).__name__}")
-    return CodedText(
-        value=check_text(value.value, f"{field}.value", MAX_VALUE_LENGTH),
-        terminology_id=check_terminology_id(value.terminology_id, f"{field}.terminology_id"),
-        coded_string=check_text(value.coded_string, f"{field}.coded_string"),
-    )
+    text = check_text(value.value, f"{field}.value", MAX_VALUE_LENGTH)
+    terminology_id = check_terminology_id(value.terminology_id, f"{field}.terminology_id")
+    code = check_text(value.coded_string, f"{field}.coded_string")
+    if (
+        text is value.value
+        and terminology_id is value.terminology_id
+        and code is value.coded_string
+    ):
+        return value  # already clean (the usual case): no copy on the hot path
+    return CodedText(value=text, terminology_id=terminology_id, coded_string=code)
 
 
 # --------------------------------------------------------------------------- result parsers
