@@ -28,14 +28,16 @@ import contextlib
 import gc
 import json
 import os
-import subprocess
 import sys
 import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
-import aiohttp
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import credentials, gateway_process, gateway_stats
 
 import maxa_async as maxa
 
@@ -43,44 +45,6 @@ import maxa_async as maxa
 RSS_SLACK_MB = 32.0
 HEAP_SLACK_MB = 8.0
 SOCKET_SLACK = 8
-
-
-@contextlib.contextmanager
-def gateway_process(*knobs: str) -> Iterator[dict[str, Any]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "maxa_async.testing", "--host", "127.0.0.1", "--port", "0", *knobs],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError("the fake gateway did not start")
-        yield json.loads(line)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def credentials(info: dict[str, Any]) -> maxa.Credentials:
-    return maxa.Credentials(
-        client_id=info["client_id"],
-        client_secret=info["client_secret"],
-        username=info["username"],
-        password=info["password"],
-        pid=info["pid"],
-    )
-
-
-async def gateway_stats(info: dict[str, Any]) -> dict[str, Any]:
-    async with aiohttp.ClientSession() as session, session.get(info["base_url"] + "/__stats") as r:
-        stats: dict[str, Any] = await r.json()
-        return stats
 
 
 def items(terms: Sequence[maxa.CodedText], count: int) -> Iterator[tuple[maxa.CodedText, bool]]:
