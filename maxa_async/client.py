@@ -644,22 +644,7 @@ class _Flight:
             self._future.cancel()
 
 
-def _resolved(loop: asyncio.AbstractEventLoop, value: T) -> asyncio.Future[T]:
-    future: asyncio.Future[T] = loop.create_future()
-    future.set_result(value)
-    return future
-
-
 def _cause(error: MaxaError) -> str:
     if isinstance(error, TransportError):
         return "transport"
     return str(error.status) if error.status is not None else type(error).__name__
-
-
-async def _aiter(items: Iterable[Any] | AsyncIterable[Any]) -> AsyncIterator[Any]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
