@@ -6,8 +6,11 @@ import csv
 import json
 import re
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from .conftest import Gateway, clean_environ, run_maxa, start_ready_process, stop_process
 
@@ -230,3 +233,34 @@ def test_emulator_help_lists_the_fakes_knobs() -> None:
     assert "maxa emulator" in result.stdout
     for knob in ("--rps-limit", "--token-ttl", "--error-rate", "--port"):
         assert knob in result.stdout
+
+
+def _maxa_requests(gateway: Gateway) -> int:
+    with urllib.request.urlopen(gateway.info["base_url"] + "/__stats", timeout=10) as response:
+        stats = json.loads(response.read())
+    return int(stats["requests"])
+
+
+@pytest.mark.parametrize(
+    ("args", "field"),
+    [
+        (("lookup", "thrिताEHR.Religion", "1"), "terminology_id"),
+        (("lookup", "   ", "1"), "terminology_id"),
+        (("lookup", "eRx", "x" * 100_000), "coded_string"),
+        (("lookup", "eRx", "60002", "--version", " "), "version"),
+        (("search", "ContactType", "--since", "1402/12/30"), "day"),
+        (("versions", "e" * 1000), "terminology_id"),
+    ],
+)
+def test_bad_input_is_one_line_naming_the_field_and_nothing_is_sent(
+    maxa: Any, gateway: Gateway, args: tuple[str, ...], field: str
+) -> None:
+    before = _maxa_requests(gateway)
+    result = maxa(*args)
+    assert result.returncode == 3, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert field in lines[0]  # one line says what is wrong (a usage hint may follow)
+    assert len(lines) <= 2
+    assert len(result.stderr) < 600  # a huge argument is not echoed back whole
+    assert _maxa_requests(gateway) == before
