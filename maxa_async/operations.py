@@ -158,7 +158,8 @@ def check_coded_text(value: object, field: str = "coded_text") -> CodedText:
     terminology_id = check_terminology_id(value.terminology_id, f"{field}.terminology_id")
     code = check_text(value.coded_string, f"{field}.coded_string")
     if (
-        text is value.value
+        type(value) is CodedText  # a subclass would not meet the converter's wire names
+        and text is value.value
         and terminology_id is value.terminology_id
         and code is value.coded_string
     ):

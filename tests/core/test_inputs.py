@@ -194,3 +194,14 @@ def test_nothing_is_built_when_a_check_fails() -> None:
     with pytest.raises(InvalidInputError) as caught:
         ops.search_terminology("", "nonsense")
     assert caught.value.field == "terminology_id"  # the first bad argument is named
+
+
+def test_a_coded_text_subclass_is_sent_with_the_wire_names() -> None:
+    import attrs
+
+    @attrs.frozen
+    class Tagged(CodedText):
+        pass
+
+    body = ops.validate_cts(Tagged("Alpha", "Edge", "A")).request.body
+    assert b'"valueField":"Alpha"' in body and b'"coded_stringField":"A"' in body
