@@ -55,6 +55,7 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
 
 def loads(body: bytes) -> Any:
     """JSON, tolerating raw control characters inside strings (seen in gateway bodies).
+    Objects come back as plain dicts (the parsers here rely on it).
 
     Raises ValueError if the body is not JSON at all.
     """
@@ -70,7 +71,7 @@ def loads(body: bytes) -> Any:
 
 def _status_code(node: object) -> int | None:
     """``{"statusCode": N}`` -> N; tolerant of numeric strings."""
-    if not isinstance(node, Mapping):
+    if not isinstance(node, dict):
         return None
     code = node.get("statusCode")
     if isinstance(code, bool):
@@ -86,7 +87,7 @@ def _status_code(node: object) -> int | None:
 
 
 def _message(node: object) -> str | None:
-    if isinstance(node, Mapping):
+    if isinstance(node, dict):
         message = node.get("message") or node.get("msg")
         if isinstance(message, str):
             return message
@@ -128,7 +129,7 @@ def parse_envelope(
             retryable=status >= 500,
         ) from None
 
-    if not isinstance(payload, Mapping):
+    if not isinstance(payload, dict):
         raise ProtocolError(
             f"expected a JSON object, got {type(payload).__name__}",
             status=status,
@@ -141,7 +142,7 @@ def parse_envelope(
     if (
         isinstance(code, int)
         and not isinstance(code, bool)
-        and not isinstance(payload.get("status"), Mapping)
+        and not isinstance(payload.get("status"), dict)
     ):
         raise fail(code if code >= 400 else max(status, 400), _message(payload))
 
@@ -163,7 +164,7 @@ def parse_envelope(
             operation=operation,
             request_id=request_id,
         )
-    if not isinstance(result, Mapping):
+    if not isinstance(result, dict):
         raise ProtocolError(
             f"'result' should be an object, got {type(result).__name__}",
             status=status,

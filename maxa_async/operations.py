@@ -11,6 +11,7 @@ a 5xx or a dropped connection) is always safe, and identical calls may share one
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import cache
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
@@ -128,6 +129,8 @@ def check_terminology_id(value: object, field: str = "terminology_id") -> str:
         raise InvalidInputError(field, "must not be empty")
     if len(stripped) > MAX_ID_LENGTH:
         raise InvalidInputError(field, f"is {len(stripped)} characters; at most {MAX_ID_LENGTH}")
+    if stripped.isascii() and stripped.isprintable():
+        return stripped  # the usual case, checked in C
     bad = [ch for ch in stripped if not " " <= ch <= "~"]
     if bad:
         raise InvalidInputError(
@@ -268,14 +271,17 @@ def search_terminology(terminology_id: str, since: object) -> Call[list[CodedTex
     )
 
 
+@cache
+def _coded_text_wire() -> Callable[[CodedText], dict[str, Any]]:
+    """The converter's own unstructure hook for CodedText, looked up once (hot path)."""
+    hook: Callable[[CodedText], dict[str, Any]] = get_converter().get_unstructure_hook(CodedText)
+    return hook
+
+
 def validate_cts(coded_text: CodedText) -> Call[bool]:
     """ValidateCts: whether the value is the one registered for that code."""
     checked = check_coded_text(coded_text)
-    return _call(
-        "ValidateCts",
-        {"DoCodedText": get_converter().unstructure(checked)},
-        parse_bool,
-    )
+    return _call("ValidateCts", {"DoCodedText": _coded_text_wire()(checked)}, parse_bool)
 
 
 def cts_terminologies(since: object) -> Call[list[str]]:
