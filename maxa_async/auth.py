@@ -101,6 +101,8 @@ class TokenManager:
         self._token: Token | None = None
         self._refresh_token: str | None = None
         self._headers: dict[str, str] = {}
+        # Until this moment (clock) the token needs no look: usable, no refresh due.
+        self._quiet_until = 0.0
         self._task: asyncio.Task[Token] | None = None
         self._background_failed_at = 0.0
 
@@ -118,9 +120,13 @@ class TokenManager:
         """MAXA request headers for the current token, built once per token."""
         return self._headers
 
-    def _usable(self, token: Token | None, now: float) -> bool:
+    @staticmethod
+    def _usable_until(token: Token) -> float:
         # Keep a small margin so a token does not expire in flight.
-        return token is not None and now < token.expires_at - min(2.0, token.lifetime * 0.05)
+        return token.expires_at - min(2.0, token.lifetime * 0.05)
+
+    def _usable(self, token: Token | None, now: float) -> bool:
+        return token is not None and now < self._usable_until(token)
 
     def current(self) -> Token | None:
         """The token to use now, without waiting (starting a refresh-ahead if it is due);
@@ -129,6 +135,8 @@ class TokenManager:
         if token is None:
             return None
         now = self._clock()
+        if now < self._quiet_until:
+            return token  # the hot path
         if not self._usable(token, now):
             return None
         if now >= token.refresh_due_at(self._refresh_fraction):
@@ -199,6 +207,9 @@ class TokenManager:
         if token.refresh_token:
             self._refresh_token = token.refresh_token
         self._headers = request_headers(token.access_token, self._credentials.pid)
+        self._quiet_until = min(
+            token.refresh_due_at(self._refresh_fraction), self._usable_until(token)
+        )
         return token
 
     async def _grant(self) -> Token:

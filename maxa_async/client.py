@@ -191,7 +191,7 @@ class MaxaClient:
             refresh_fraction=refresh_fraction,
             on_grant=self.stats.record_grant,
         )
-        self._pending: dict[tuple[str, bytes], _Flight] = {}
+        self._pending: dict[tuple[str, bytes], asyncio.Future[Any] | None] = {}
         self._closed = False
 
     @classmethod
@@ -365,22 +365,23 @@ class MaxaClient:
             cache = None
         try:
             if self._coalesce:
+                # pending[key] is None while nobody follows the call in flight, else the
+                # future its followers wait on (made by the first follower).
                 key = call.key
                 pending = self._pending
-                flight = pending.get(key)
-                if flight is None:
-                    flight = pending[key] = _Flight()
+                if key in pending:
+                    stats.coalesced += 1
+                    result = await self._follow(call, key)
+                else:
+                    pending[key] = None
                     try:
                         result = await self._send(call)
                     except BaseException as exc:
-                        del pending[key]
-                        flight.fail(exc)
+                        _settle(pending.pop(key), None, exc)
                         raise
-                    del pending[key]
-                    flight.succeed(result)
-                else:
-                    stats.coalesced += 1
-                    result = await self._follow(call, flight)
+                    shared = pending.pop(key)
+                    if shared is not None:
+                        shared.set_result(result)
             else:
                 result = await self._send(call)
         except MaxaError:
@@ -390,10 +391,12 @@ class MaxaClient:
             cache.put(call.key, result)
         return result
 
-    async def _follow(self, call: ops.Call[T], flight: _Flight) -> T:
+    async def _follow(self, call: ops.Call[T], key: tuple[str, bytes]) -> T:
         """Wait for an identical call's answer; if that call was cancelled (and we were
         not), make the call ourselves."""
-        shared = flight.follow()
+        shared = self._pending[key]
+        if shared is None:
+            shared = self._pending[key] = asyncio.get_running_loop().create_future()
         try:
             result: T = await asyncio.shield(shared)
             return result
@@ -405,38 +408,47 @@ class MaxaClient:
 
     async def _send(self, call: ops.Call[T]) -> T:
         request = call.request
+        operation = request.operation
         policy = self._retry
         limiter = self._limiter
         stats = self.stats
+        tokens = self._tokens
         clock = time.monotonic
-        deadline: float | None = None
+        first_sent: float | None = None
+        waited = 0.0  # seconds waiting for slots after the first send: not counted
         attempt = 0
         replays_401 = 0
         while True:
-            if limiter.try_acquire():
-                slot_wait = 0.0
-            else:
-                slot_wait = await limiter.acquire(deadline)
+            if not limiter.try_acquire():
+                slot_wait = await limiter.acquire(
+                    None if first_sent is None else first_sent + waited + policy.deadline
+                )
                 stats.queue_wait_total += slot_wait
-            deadline = clock() + policy.deadline if deadline is None else deadline + slot_wait
+                if first_sent is not None:
+                    waited += slot_wait
             sent_at = clock()
+            if first_sent is None:
+                first_sent = sent_at
             latency: float | None = None
             rate_limited = False
             error: MaxaError
             try:
                 if self._gate is not None:
-                    await self._gate.acquire(deadline)
-                token = self._tokens.current() or await self._tokens.get()
+                    await self._gate.acquire(first_sent + waited + policy.deadline)
+                    sent_at = clock()
+                token = tokens.current()
+                if token is None:
+                    token = await tokens.get()
+                    sent_at = clock()
                 attempt += 1
-                stats.requests[request.operation] += 1
-                sent_at = clock()
+                stats.requests[operation] += 1
                 try:
                     status, headers, body = await self._transport.request(
                         request.method,
                         request.path,
-                        self._tokens.headers,
+                        tokens.headers,
                         request.body,
-                        operation=request.operation,
+                        operation=operation,
                     )
                 except TransportError as exc:
                     stats.responses[0] += 1
@@ -447,7 +459,7 @@ class MaxaClient:
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug(
                             "%s -> %d in %.1f ms requestId=%s",
-                            request.operation,
+                            operation,
                             status,
                             elapsed * 1000,
                             header(headers, "requestId"),
@@ -464,8 +476,10 @@ class MaxaClient:
                             self._budget.refund()
                         return result
             finally:
-                limiter.release(started=sent_at, latency=latency, rate_limited=rate_limited)
+                limiter.release(sent_at, latency, rate_limited)
 
+            # Failures only from here: the hot path above has returned.
+            deadline = first_sent + waited + policy.deadline
             if (
                 isinstance(error, AuthenticationError)
                 and error.status == 401
@@ -478,7 +492,7 @@ class MaxaClient:
                 replays_401 += 1
                 attempt -= 1
                 stats.replays_after_401 += 1
-                await self._tokens.invalidate(token)
+                await tokens.invalidate(token)
                 continue
             retry_after: float | None = None
             if isinstance(error, RateLimitedError):
@@ -499,7 +513,7 @@ class MaxaClient:
             if clock() + delay > deadline:
                 raise error
             stats.retries[_cause(error)] += 1
-            log.debug("retrying %s after %s (attempt %d)", request.operation, error, attempt)
+            log.debug("retrying %s after %s (attempt %d)", operation, error, attempt)
             if delay:
                 await asyncio.sleep(delay)
 
@@ -616,32 +630,17 @@ class _ValidationPool:
         await asyncio.gather(*self._workers, return_exceptions=True)
 
 
-class _Flight:
-    """One request in flight that identical calls may join. The future is made only
-    when a second caller arrives: most calls have no follower."""
-
-    __slots__ = ("_future",)
-
-    def __init__(self) -> None:
-        self._future: asyncio.Future[Any] | None = None
-
-    def follow(self) -> asyncio.Future[Any]:
-        if self._future is None:
-            self._future = asyncio.get_running_loop().create_future()
-        return self._future
-
-    def succeed(self, value: Any) -> None:
-        if self._future is not None:
-            self._future.set_result(value)
-
-    def fail(self, exc: BaseException) -> None:
-        if self._future is None:
-            return
-        if isinstance(exc, Exception):
-            self._future.set_exception(exc)
-            self._future.exception()  # retrieved: no warning if every follower left
-        else:
-            self._future.cancel()
+def _settle(shared: asyncio.Future[Any] | None, result: Any, exc: BaseException | None) -> None:
+    """Hand a coalesced call's outcome to its followers, if any."""
+    if shared is None:
+        return
+    if exc is None:
+        shared.set_result(result)
+    elif isinstance(exc, Exception):
+        shared.set_exception(exc)
+        shared.exception()  # retrieved: no warning if every follower left
+    else:
+        shared.cancel()
 
 
 def _cause(error: MaxaError) -> str:

@@ -192,6 +192,7 @@ class Limiter:
         self.latency_tolerance = latency_tolerance
         self._clock = clock
         self._limit = float(max_concurrency)
+        self._bound = max_concurrency  # int(self._limit), at least min_concurrency
         self._in_flight = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._cooldown_until = 0.0
@@ -208,7 +209,11 @@ class Limiter:
     @property
     def limit(self) -> int:
         """The current bound on in-flight requests."""
-        return max(self.min_concurrency, int(self._limit))
+        return self._bound
+
+    def _set_limit(self, value: float) -> None:
+        self._limit = value
+        self._bound = max(self.min_concurrency, int(value))
 
     @property
     def in_flight(self) -> int:
@@ -228,10 +233,10 @@ class Limiter:
         """Take a slot at once if one is free and nothing asks to wait (no cooldown, no
         rate cap, nobody queued); the caller then skips :meth:`acquire`."""
         if (
-            self._in_flight < self.limit
+            self._in_flight < self._bound
             and not self._waiters
             and not self._interval
-            and self._cooldown_until <= self._clock()
+            and (not self._cooldown_until or self._cooldown_until <= self._clock())
         ):
             self._in_flight += 1
             return True
@@ -241,7 +246,7 @@ class Limiter:
         """Take a slot, then wait out any cooldown and the rate cap. Returns the seconds
         spent waiting for the slot itself (callers extend their deadline by it)."""
         started = self._clock()
-        if self._in_flight < self.limit and not self._waiters:
+        if self._in_flight < self._bound and not self._waiters:
             self._in_flight += 1
         else:
             if self.fail_fast:
@@ -306,13 +311,13 @@ class Limiter:
         self._wake()
 
     def _wake(self) -> None:
-        while self._waiters and self._in_flight < self.limit:
+        while self._waiters and self._in_flight < self._bound:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self._in_flight += 1
                 waiter.set_result(None)
 
-    def release(self, *, started: float, latency: float | None, rate_limited: bool) -> None:
+    def release(self, started: float, latency: float | None, rate_limited: bool) -> None:
         """Give a slot back, and let the outcome steer the bound.
 
         ``started`` is the send time (this clock); ``latency`` the round trip of a
@@ -322,17 +327,21 @@ class Limiter:
             if rate_limited:
                 self._decrease(started, _DECREASE_FACTOR)
             elif latency is not None:
-                self._observe_latency(started, latency)
-                if self._limit < self.max_concurrency:
-                    self._limit = min(float(self.max_concurrency), self._limit + 1.0 / self._limit)
-        self._release_slot()
+                if self.latency_tolerance is not None:
+                    self._observe_latency(started, latency)
+                limit = self._limit
+                if limit < self.max_concurrency:
+                    self._set_limit(min(float(self.max_concurrency), limit + 1.0 / limit))
+        self._in_flight -= 1
+        if self._waiters:
+            self._wake()
 
     def _decrease(self, started: float, factor: float) -> None:
         # One decrease per congestion event: answers to requests sent before the last
         # decrease say nothing new.
         if started < self._last_decrease:
             return
-        self._limit = max(float(self.min_concurrency), self._limit * factor)
+        self._set_limit(max(float(self.min_concurrency), self._limit * factor))
         self._last_decrease = self._clock()
 
     def _observe_latency(self, started: float, latency: float) -> None:

@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import cache
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, NamedTuple, TypeVar
 
-import attrs
 import cattrs
 import orjson
 
@@ -51,9 +50,9 @@ MAX_VALUE_LENGTH: Final = 8192
 _MAX_PATHS_SHOWN: Final = 5
 
 
-@attrs.frozen
-class Request:
-    """One HTTP request to MAXA, minus the per-token headers."""
+class Request(NamedTuple):
+    """One HTTP request to MAXA, minus the per-token headers. (A named tuple, not an attrs
+    class: one is made per call, in half the time.)"""
 
     operation: str
     method: str
@@ -61,14 +60,25 @@ class Request:
     body: bytes
 
 
-@attrs.frozen
 class Call(Generic[T]):
-    """A request and the parser of its ``result.data``."""
+    """A request and the parser of its ``result.data``. (A plain slotted class: one is
+    made per call, and this is the cheapest object Python makes.)"""
 
-    request: Request
-    parse_data: Callable[[Any], T]
-    #: For "since" queries an inner 404 means "nothing new": answer this instead of raising.
-    if_not_found: Callable[[], T] | None = None
+    __slots__ = ("if_not_found", "parse_data", "request")
+
+    def __init__(
+        self,
+        request: Request,
+        parse_data: Callable[[Any], T],
+        if_not_found: Callable[[], T] | None = None,
+    ) -> None:
+        self.request = request
+        self.parse_data = parse_data
+        #: For "since" queries an inner 404 means "nothing new": answer this, not raise.
+        self.if_not_found = if_not_found
+
+    def __repr__(self) -> str:
+        return f"Call({self.request!r})"
 
     @property
     def key(self) -> tuple[str, bytes]:
@@ -155,6 +165,27 @@ def check_text(value: object, field: str, max_length: int = MAX_CODE_LENGTH) -> 
 
 def check_coded_text(value: object, field: str = "coded_text") -> CodedText:
     """A CodedText with every part checked and stripped."""
+    if type(value) is CodedText:
+        # The usual case, checked inline (the bulk hot path): exact strings, non-empty,
+        # already stripped (``strip()`` returns the very same str then), within bounds,
+        # an ASCII id. Anything else takes the checks below, which name the field.
+        text = value.value
+        terminology_id = value.terminology_id
+        code = value.coded_string
+        if (
+            type(text) is str
+            and type(terminology_id) is str
+            and type(code) is str
+            and 0 < len(text) <= MAX_VALUE_LENGTH
+            and 0 < len(terminology_id) <= MAX_ID_LENGTH
+            and 0 < len(code) <= MAX_CODE_LENGTH
+            and text.strip() is text
+            and terminology_id.strip() is terminology_id
+            and code.strip() is code
+            and terminology_id.isascii()
+            and terminology_id.isprintable()
+        ):
+            return value
     if not isinstance(value, CodedText):
         raise InvalidInputError(field, f"must be a maxa.CodedText, got {type(value).__name__}")
     text = check_text(value.value, f"{field}.value", MAX_VALUE_LENGTH)
@@ -193,6 +224,10 @@ def parse_value(data: Any) -> str:
 
 def parse_bool(data: Any) -> bool:
     """``"true"``/``"false"`` strings (the guide's form) or plain JSON booleans."""
+    if data == "true":  # the guide's form: the hot path
+        return True
+    if data == "false":
+        return False
     decoded = _unwrap(data)
     if isinstance(decoded, bool):
         return decoded
