@@ -21,7 +21,10 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
+
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from .errors import AuthenticationError, MaxaError
 from .models import Credentials, Token
@@ -31,6 +34,8 @@ from .operations import request_headers
 __all__ = ["MemoryTokenStore", "TokenManager", "TokenStore"]
 
 log = logging.getLogger("maxa_async.auth")
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 #: Sends a grant request: ``(request) -> (status, headers, body)``.
 GrantSender = Callable[[TokenRequest], Awaitable[tuple[int, Mapping[str, str], bytes]]]
@@ -100,7 +105,7 @@ class TokenManager:
         self._on_grant = on_grant
         self._token: Token | None = None
         self._refresh_token: str | None = None
-        self._headers: dict[str, str] = {}
+        self._headers: Mapping[str, str] = _NO_HEADERS
         # Until this moment (clock) the token needs no look: usable, no refresh due.
         self._quiet_until = 0.0
         self._task: asyncio.Task[Token] | None = None
@@ -116,8 +121,9 @@ class TokenManager:
         return self._store
 
     @property
-    def headers(self) -> dict[str, str]:
-        """MAXA request headers for the current token, built once per token."""
+    def headers(self) -> Mapping[str, str]:
+        """MAXA request headers for the current token, built once per token (as the
+        multidict aiohttp would otherwise build from a dict on every request)."""
         return self._headers
 
     @staticmethod
@@ -176,7 +182,7 @@ class TokenManager:
         if self._token is token:
             log.debug("token rejected with 401; invalidating it")
             self._token = None
-            self._headers = {}
+            self._headers = _NO_HEADERS
             await self._store.invalidate(token.access_token)
 
     async def _refresh(self, stale: Token | None) -> Token:
@@ -206,7 +212,9 @@ class TokenManager:
         self._token = token
         if token.refresh_token:
             self._refresh_token = token.refresh_token
-        self._headers = request_headers(token.access_token, self._credentials.pid)
+        self._headers = CIMultiDictProxy(
+            CIMultiDict(request_headers(token.access_token, self._credentials.pid))
+        )
         self._quiet_until = min(
             token.refresh_due_at(self._refresh_fraction), self._usable_until(token)
         )

@@ -318,9 +318,11 @@ class MaxaClient:
         pool = _ValidationPool(self, items, size)
         try:
             while True:
-                outcome = await pool.next_outcome()
+                outcome = pool.ready()
                 if outcome is None:
-                    return
+                    outcome = await pool.next_outcome()
+                    if outcome is None:
+                        return
                 if progress is not None:
                     progress(pool.yielded)
                 yield outcome
@@ -554,40 +556,44 @@ class _ValidationPool:
         loop = asyncio.get_running_loop()
         self._workers = [loop.create_task(self._work()) for _ in range(workers)]
 
-    async def _take(self) -> tuple[int, Any] | None:
-        if self._sync_source is not None:
+    async def _take_async(self) -> tuple[int, Any] | None:
+        assert self._take_lock is not None and self._async_source is not None
+        async with self._take_lock:  # an async generator cannot be entered twice
             if self._exhausted:
                 return None
             try:
-                item = next(self._sync_source)
-            except StopIteration:
+                item = await anext(self._async_source)
+            except StopAsyncIteration:
                 self._exhausted = True
                 return None
-        else:
-            assert self._take_lock is not None and self._async_source is not None
-            async with self._take_lock:  # an async generator cannot be entered twice
-                if self._exhausted:
-                    return None
-                try:
-                    item = await anext(self._async_source)
-                except StopAsyncIteration:
-                    self._exhausted = True
-                    return None
         index = self._taken
         self._taken += 1
         return index, item
 
     async def _work(self) -> None:
+        client = self._client
+        results = self._results
+        source = self._sync_source
         try:
             while True:
                 while self._taken - self.yielded >= self._window and not self._exhausted:
                     self._room.clear()
                     await self._room.wait()
-                taken = await self._take()
-                if taken is None:
-                    return
-                index, item = taken
-                client = self._client
+                if source is not None:  # a plain iterable: taken inline (the hot path)
+                    if self._exhausted:
+                        return
+                    try:
+                        item = next(source)
+                    except StopIteration:
+                        self._exhausted = True
+                        return
+                    index = self._taken
+                    self._taken = index + 1
+                else:
+                    taken = await self._take_async()
+                    if taken is None:
+                        return
+                    index, item = taken
                 now = client._outcome_now(item)
                 if isinstance(now, ValidationOutcome):
                     outcome = now
@@ -598,7 +604,7 @@ class _ValidationPool:
                         outcome = ValidationOutcome(item, None, exc)
                     else:
                         outcome = ValidationOutcome(item, valid)
-                self._results[index] = outcome
+                results[index] = outcome
                 if index == self.yielded:
                     self._progress.set()
         except asyncio.CancelledError:
@@ -610,12 +616,18 @@ class _ValidationPool:
             self._alive -= 1
             self._progress.set()
 
+    def ready(self) -> ValidationOutcome | None:
+        """The next outcome in order if it is in already (no await: the hot path)."""
+        outcome = self._results.pop(self.yielded, None)
+        if outcome is not None:
+            self.yielded += 1
+            self._room.set()
+        return outcome
+
     async def next_outcome(self) -> ValidationOutcome | None:
         while True:
-            outcome = self._results.pop(self.yielded, None)
+            outcome = self.ready()
             if outcome is not None:
-                self.yielded += 1
-                self._room.set()
                 return outcome
             if self._failure is not None:
                 raise self._failure

@@ -202,17 +202,25 @@ class AiohttpTransport:
             await self.open()
             session = self._session
             assert session is not None
-        kwargs: dict[str, Any] = {"headers": headers, "data": body}
-        if not self._owns_session:
-            kwargs["timeout"] = self._client_timeout
-            kwargs["ssl"] = self._ssl
+        url = self._urls.get(path) or self.url(path)
         deadlines = self._deadlines
         task = asyncio.current_task()
         assert task is not None  # a coroutine of a running loop always has its task
         cancelling = task.cancelling()
         key = deadlines.start(task.get_loop(), task)
         try:
-            async with session.request(method, self.url(path), **kwargs) as response:
+            if self._owns_session:
+                context = session.request(method, url, headers=headers, data=body)
+            else:  # a caller's session: its own defaults must not apply
+                context = session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    data=body,
+                    timeout=self._client_timeout,
+                    ssl=self._ssl,
+                )
+            async with context as response:
                 payload = await response.read()
                 return response.status, response.headers, payload
         except (asyncio.CancelledError, TimeoutError, aiohttp.ClientError) as exc:
