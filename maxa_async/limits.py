@@ -158,6 +158,16 @@ class RetryBudget:
 _DECREASE_FACTOR: Final = 0.5
 _LATENCY_DECREASE_FACTOR: Final = 0.9
 
+# Learned pace (see Limiter): successes are counted in 20 buckets of 50 ms, so "the last
+# second" is known to 5%; the pace is this share of the smallest of the last 3 estimates,
+# and grows by _PACE_GROWTH after each _PACE_HOLD seconds without a 429.
+_BUCKETS: Final = 20
+_BUCKETS_PER_SECOND: Final = 20
+_PACE_SHARE: Final = 0.95
+_PACE_GROWTH: Final = 1.02
+_PACE_HOLD: Final = 10.0
+_PACE_MIN_SUCCESSES: Final = 10
+
 
 class Limiter:
     """Bounded, adaptive, FIFO concurrency for one client, plus a shared cooldown."""
@@ -197,12 +207,21 @@ class Limiter:
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._cooldown_until = 0.0
         self._last_decrease = -1e18
-        self._interval = 1.0 / rate_limit if rate_limit else 0.0
+        self._cap_interval = 1.0 / rate_limit if rate_limit else 0.0
+        self._interval = self._cap_interval  # the pace in force: cap or learned, the slower
+        # Learned pace: successes per 50 ms bucket, the last second of them.
+        self._bucket = 0
+        self._counts = [0] * _BUCKETS
+        self._estimates: collections.deque[int] = collections.deque(maxlen=3)
+        self._learned_rate: float | None = None
+        self._paced_since = 0.0
+        self._after_pause = False  # the sends since the last 429 began at a pause's end
         self._burst_tolerance = self._interval * max(0, burst - 1)
         self._tat = 0.0  # GCRA theoretical arrival time
         self._min_latency = float("inf")
         self._latency_ewma = 0.0
-        self.cooldowns = 0
+        self.cooldowns = 0  # pauses started or extended
+        self.pauses = 0  # pauses started anew (a burst of 429s is one)
 
     # ------------------------------------------------------------------ state
 
@@ -222,6 +241,35 @@ class Limiter:
     @property
     def waiting(self) -> int:
         return len(self._waiters)
+
+    @property
+    def learned_rate(self) -> float | None:
+        """The requests/second this limiter paces itself at, learned from 429s (None
+        until a 429 taught it one)."""
+        return self._learned_rate
+
+    def _set_learned_rate(self, rate: float | None, now: float) -> None:
+        self._learned_rate = rate
+        self._paced_since = now
+        learned = 1.0 / rate if rate else 0.0
+        self._interval = max(self._cap_interval, learned)
+
+    def _count_success(self, now: float) -> None:
+        bucket = int(now * _BUCKETS_PER_SECOND)
+        if bucket != self._bucket:
+            self._advance(bucket)
+        self._counts[bucket % _BUCKETS] += 1
+
+    def _advance(self, bucket: int) -> None:
+        counts = self._counts
+        for stale in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
+            counts[stale % _BUCKETS] = 0
+        self._bucket = bucket
+
+    def successes_last_second(self) -> int:
+        """Successful answers in about the last second (for the learned pace)."""
+        self._advance(max(self._bucket, int(self._clock() * _BUCKETS_PER_SECOND)))
+        return sum(self._counts)
 
     @property
     def cooldown_remaining(self) -> float:
@@ -294,6 +342,9 @@ class Limiter:
             await asyncio.sleep(wait)
         if self._interval:
             now = self._clock()
+            if self._learned_rate is not None and now - self._paced_since > _PACE_HOLD:
+                # No 429 for a while: the limit may have risen (or others stopped).
+                self._set_learned_rate(self._learned_rate * _PACE_GROWTH, now)
             tat = max(self._tat, now)
             wait = tat - now - self._burst_tolerance
             if deadline is not None and wait > 0 and now + wait > deadline:
@@ -327,6 +378,7 @@ class Limiter:
             if rate_limited:
                 self._decrease(started, _DECREASE_FACTOR)
             elif latency is not None:
+                self._count_success(started + latency)
                 if self.latency_tolerance is not None:
                     self._observe_latency(started, latency)
                 limit = self._limit
@@ -355,10 +407,31 @@ class Limiter:
             self._decrease(started, _LATENCY_DECREASE_FACTOR)
 
     def cool_down(self, seconds: float) -> bool:
-        """Pause every caller of this client for ``seconds``; True if it extended the pause."""
-        until = self._clock() + seconds
+        """Pause every caller of this client for ``seconds``; True if it extended the pause.
+
+        A pause that starts anew (not one extended by the other answers of the same
+        burst) also teaches the limiter a pace, when the gateway counts per second (a
+        Retry-After of at most 1 s). If this client's sends began at the end of an earlier
+        pause, the gateway's window was fresh, so the successes of the second before
+        this 429 are what it allows per second, or more (a burst can straddle two of its
+        windows), never less. (The first 429 of a run teaches nothing: the window may
+        have been partly spent before.) From then on, sends are paced at 95% of the
+        smallest of the last three such counts, so the gateway's windows are no longer
+        run dry and no pause is needed; after each 10 s without a 429 the pace grows 2%,
+        to find a raised limit.
+        """
+        now = self._clock()
+        until = now + seconds
         if until <= self._cooldown_until:
             return False
+        starts_anew = self._cooldown_until <= now
         self._cooldown_until = until
         self.cooldowns += 1
+        self.pauses += starts_anew
+        if starts_anew and self.adaptive and seconds <= 1.0:
+            allowed = self.successes_last_second()
+            trusted, self._after_pause = self._after_pause, True
+            if trusted and allowed >= _PACE_MIN_SUCCESSES:
+                self._estimates.append(allowed)
+                self._set_learned_rate(_PACE_SHARE * min(self._estimates), now)
         return True

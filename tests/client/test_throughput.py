@@ -224,3 +224,99 @@ async def test_stats_and_debug_logs_carry_request_ids(make_client, gateway, capl
     text = caplog.text + repr(stats)
     creds = gateway.credentials
     assert creds.password not in text and creds.client_secret not in text
+
+
+def _successes(limiter: Limiter, count: int, at: float) -> None:
+    limiter._in_flight = count
+    for _ in range(count):
+        limiter.release(started=at - 0.01, latency=0.01, rate_limited=False)
+
+
+def test_the_pace_is_learned_from_a_pause_that_followed_a_pause():
+    now = [1000.0]
+    limiter = Limiter(64, clock=lambda: now[0])
+    # A cold start: the gateway's window may have been partly spent by someone else, so
+    # the first 429 teaches nothing, however many successes came before it.
+    _successes(limiter, 120, now[0])
+    assert limiter.cool_down(1.0) and limiter.learned_rate is None
+    assert limiter.pauses == 1
+    # The other 429s of the same burst extend the pause; they are not pauses of their own.
+    now[0] += 0.01
+    assert limiter.cool_down(1.0)
+    assert limiter.pauses == 1
+    # After the pause: a fresh window, 300 successes in 0.2 s, then the next 429.
+    now[0] += 1.2
+    _successes(limiter, 300, now[0])
+    now[0] += 0.2
+    assert limiter.cool_down(1.0)
+    assert limiter.pauses == 2
+    assert limiter.learned_rate == pytest.approx(0.95 * 300)
+    assert limiter._interval == pytest.approx(1 / (0.95 * 300))
+    # A later count that straddled two windows (more) does not raise it; a smaller one
+    # (another client now shares the account) lowers it: the smallest of the last three.
+    now[0] += 1.5
+    _successes(limiter, 450, now[0])
+    assert limiter.cool_down(1.0)
+    assert limiter.learned_rate == pytest.approx(0.95 * 300)
+    now[0] += 1.5
+    _successes(limiter, 200, now[0])
+    assert limiter.cool_down(1.0)
+    assert limiter.learned_rate == pytest.approx(0.95 * 200)
+    # Successes older than a second are not counted.
+    now[0] += 1.5
+    _successes(limiter, 500, now[0] - 1.2)
+    _successes(limiter, 250, now[0])
+    assert limiter.successes_last_second() == 250
+
+
+def test_no_pace_from_long_retry_after_or_when_not_adaptive():
+    now = [50.0]
+    limiter = Limiter(64, clock=lambda: now[0])
+    for _ in range(3):
+        _successes(limiter, 300, now[0])
+        assert limiter.cool_down(5.0)  # a window longer than a second: nothing to learn
+        now[0] += 6.0
+    assert limiter.learned_rate is None and limiter._interval == 0.0
+    fixed = Limiter(64, adaptive=False, clock=lambda: now[0])
+    for _ in range(3):
+        _successes(fixed, 300, now[0])
+        fixed.cool_down(1.0)
+        now[0] += 1.5
+    assert fixed.learned_rate is None
+
+
+async def test_the_learned_pace_grows_after_ten_quiet_seconds():
+    now = [0.0]
+    limiter = Limiter(64, clock=lambda: now[0])
+    limiter.cool_down(1.0)
+    now[0] = 1.5
+    _successes(limiter, 100, now[0])
+    limiter.cool_down(1.0)
+    assert limiter.learned_rate == pytest.approx(95.0)
+    now[0] = 13.0  # the pause is over and 11.5 s passed without a 429
+    await limiter.acquire()
+    assert limiter.learned_rate == pytest.approx(95.0 * 1.02)
+    await limiter.acquire()  # at most once per quiet period
+    assert limiter.learned_rate == pytest.approx(95.0 * 1.02)
+    assert limiter.in_flight == 2
+
+
+async def test_a_per_second_limit_is_learned_and_paced(make_client, gateway: FakeGateway):
+    # Gateway: 200 req/s in fixed one-second windows. Without a pace every window ends
+    # in a pause (about 8 over this run); with it, the client stops running windows dry
+    # once it has seen one burst after a pause.
+    gateway.config.rps_limit = 200
+    items = [
+        maxa.CodedText(value=f"v{i}", terminology_id="ContactType", coded_string="1")
+        for i in range(1600)
+    ]
+    async with make_client(max_concurrency=16, retry=maxa.RetryPolicy(attempts=10)) as client:
+        await client.terminology(*RELIGION)
+        outcomes = [o async for o in client.validate_many(items)]
+        limiter = client.limiter
+        assert len(outcomes) == 1600 and all(o.error is None for o in outcomes)
+        assert limiter.learned_rate is not None
+        assert 0.95 * 200 * 0.95 <= limiter.learned_rate <= 0.95 * 400
+        assert limiter.pauses <= 4, limiter.pauses
+        assert client.stats.rate_limited == gateway.stats.rate_limited
+        assert client.stats.failures == 0
