@@ -181,6 +181,7 @@ class MaxaClient:
                 self.stats.fleet = owner.stats
                 break
         self._gate = rate_gate
+        self.stats.limiter = self._limiter.state
         self._transport = AiohttpTransport(
             self._base_url, pool_size=max_concurrency, timeout=timeout, session=session, ssl=ssl
         )

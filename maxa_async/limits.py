@@ -242,6 +242,18 @@ class Limiter:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    def state(self) -> dict[str, float | int | None]:
+        """What the limiter is doing now, for stats and logs."""
+        return {
+            "limit": self._bound,
+            "max_concurrency": self.max_concurrency,
+            "in_flight": self._in_flight,
+            "waiting": len(self._waiters),
+            "learned_rate": None if self._learned_rate is None else round(self._learned_rate, 1),
+            "pauses": self.pauses,
+            "cooldown_remaining": round(self.cooldown_remaining, 3),
+        }
+
     @property
     def learned_rate(self) -> float | None:
         """The requests/second this limiter paces itself at, learned from 429s (None

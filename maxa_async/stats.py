@@ -36,6 +36,8 @@ class ClientStats:
         self.queue_wait_total = 0.0  # seconds spent waiting for a slot, summed
         #: Fleet mode: a callable returning the fleet's own counters (degraded, ...).
         self.fleet: Callable[[], dict[str, Any]] | None = None
+        #: The client's limiter, as a callable returning its state (limit, pace, ...).
+        self.limiter: Callable[[], dict[str, Any]] | None = None
         self._latencies: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
 
     def record_grant(self, grant_type: str, ok: bool) -> None:
@@ -81,6 +83,8 @@ class ClientStats:
             "queue_wait_total": round(self.queue_wait_total, 6),
             "latency": self.latency_percentiles(),
         }
+        if self.limiter is not None:
+            result["limiter"] = self.limiter()
         if self.fleet is not None:
             result["fleet"] = self.fleet()
         return result

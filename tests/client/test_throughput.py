@@ -318,5 +318,8 @@ async def test_a_per_second_limit_is_learned_and_paced(make_client, gateway: Fak
         assert limiter.learned_rate is not None
         assert 0.95 * 200 * 0.95 <= limiter.learned_rate <= 0.95 * 400
         assert limiter.pauses <= 4, limiter.pauses
+        shown = client.stats.as_dict()["limiter"]  # the pace is in the client's stats
+        assert shown["learned_rate"] == round(limiter.learned_rate, 1)
+        assert shown["pauses"] == limiter.pauses and shown["in_flight"] == 0
         assert client.stats.rate_limited == gateway.stats.rate_limited
         assert client.stats.failures == 0
