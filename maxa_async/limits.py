@@ -160,12 +160,14 @@ _LATENCY_DECREASE_FACTOR: Final = 0.9
 
 # Learned pace (see Limiter): successes are counted in 20 buckets of 50 ms, so "the last
 # second" is known to 5%; the pace is this share of the smallest of the last 3 estimates,
-# and grows by _PACE_GROWTH after each _PACE_HOLD seconds without a 429.
+# grows by _PACE_GROWTH after each _PACE_HOLD seconds without a 429, and is forgotten
+# after _PACE_FORGET seconds without one (demand fell below it, or the limit went away).
 _BUCKETS: Final = 20
 _BUCKETS_PER_SECOND: Final = 20
 _PACE_SHARE: Final = 0.95
 _PACE_GROWTH: Final = 1.02
 _PACE_HOLD: Final = 10.0
+_PACE_FORGET: Final = 60.0
 _PACE_MIN_SUCCESSES: Final = 10
 
 
@@ -215,6 +217,7 @@ class Limiter:
         self._estimates: collections.deque[int] = collections.deque(maxlen=3)
         self._learned_rate: float | None = None
         self._paced_since = 0.0
+        self._last_pause = 0.0
         self._after_pause = False  # the sends since the last 429 began at a pause's end
         self._burst_tolerance = self._interval * max(0, burst - 1)
         self._tat = 0.0  # GCRA theoretical arrival time
@@ -355,8 +358,14 @@ class Limiter:
         if self._interval:
             now = self._clock()
             if self._learned_rate is not None and now - self._paced_since > _PACE_HOLD:
-                # No 429 for a while: the limit may have risen (or others stopped).
-                self._set_learned_rate(self._learned_rate * _PACE_GROWTH, now)
+                if now - self._last_pause > _PACE_FORGET:
+                    # A minute without a 429: the pace is no longer needed (or wrong).
+                    self._set_learned_rate(None, now)
+                    self._estimates.clear()
+                    self._after_pause = False
+                else:
+                    # No 429 for a while: the limit may have risen (or others stopped).
+                    self._set_learned_rate(self._learned_rate * _PACE_GROWTH, now)
             tat = max(self._tat, now)
             wait = tat - now - self._burst_tolerance
             if deadline is not None and wait > 0 and now + wait > deadline:
@@ -430,7 +439,7 @@ class Limiter:
         have been partly spent before.) From then on, sends are paced at 95% of the
         smallest of the last three such counts, so the gateway's windows are no longer
         run dry and no pause is needed; after each 10 s without a 429 the pace grows 2%,
-        to find a raised limit.
+        to find a raised limit, and after a minute without one it is forgotten.
         """
         now = self._clock()
         until = now + seconds
@@ -440,6 +449,8 @@ class Limiter:
         self._cooldown_until = until
         self.cooldowns += 1
         self.pauses += starts_anew
+        if starts_anew:
+            self._last_pause = now
         if starts_anew and self.adaptive and seconds <= 1.0:
             allowed = self.successes_last_second()
             trusted, self._after_pause = self._after_pause, True

@@ -323,3 +323,23 @@ async def test_a_per_second_limit_is_learned_and_paced(make_client, gateway: Fak
         assert shown["pauses"] == limiter.pauses and shown["in_flight"] == 0
         assert client.stats.rate_limited == gateway.stats.rate_limited
         assert client.stats.failures == 0
+
+
+async def test_the_learned_pace_is_forgotten_after_a_quiet_minute():
+    now = [0.0]
+    limiter = Limiter(64, clock=lambda: now[0])
+    limiter.cool_down(1.0)
+    now[0] = 1.5
+    _successes(limiter, 100, now[0])
+    limiter.cool_down(1.0)
+    assert limiter.learned_rate is not None
+    assert not limiter.try_acquire()  # paced: every send takes its turn
+    now[0] = 70.0  # a minute and more without a 429
+    await limiter.acquire()
+    assert limiter.learned_rate is None and limiter._interval == 0.0
+    assert limiter.try_acquire()  # the fast path is back
+    assert limiter.in_flight == 2
+    # and a later pause teaches nothing until one follows it (as at the start)
+    _successes(limiter, 100, now[0])
+    limiter.cool_down(1.0)
+    assert limiter.learned_rate is None
