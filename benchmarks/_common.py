@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import subprocess
 import sys
@@ -16,13 +17,22 @@ import maxa_async as maxa
 
 
 @contextlib.contextmanager
-def gateway_process(*knobs: str) -> Iterator[dict[str, Any]]:
-    """``python -m maxa_async.testing --port 0 KNOBS`` in its own process (its own core)."""
+def gateway_process(*knobs: str, pin: bool = False) -> Iterator[dict[str, Any]]:
+    """``python -m maxa_async.testing --port 0 KNOBS`` in its own process (its own core).
+
+    ``pin``: the gateway on the last CPU and this process on the first (Linux, 2+ CPUs),
+    so neither steals the other's core: steadier client CPU figures on a noisy machine.
+    """
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = pin and len(cpus) >= 2
     proc = subprocess.Popen(
         [sys.executable, "-m", "maxa_async.testing", "--port", "0", *knobs],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, {cpus[-1]})) if pin else None,
     )
+    if pin:
+        os.sched_setaffinity(0, {cpus[0]})
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()

@@ -341,12 +341,16 @@ async def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller counts")
     parser.add_argument("--only", choices=["plain", "ratelimit", "zipf", "latency"])
     parser.add_argument("--rps", type=int, default=1500)
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds of plain")
+    parser.add_argument(
+        "--pin", action="store_true", help="gateway and client each on their own CPU (Linux)"
+    )
     args = parser.parse_args()
     scale = 0.25 if args.quick else 1.0
-    with gateway_process() as info:
+    with gateway_process(pin=args.pin) as info:
         terms = await erx_terms(info)
         if args.only in (None, "plain"):
-            await plain(info, terms, int(20_000 * scale), rounds=5)
+            await plain(info, terms, int(20_000 * scale), rounds=args.rounds)
         if args.only in (None, "ratelimit"):
             await ratelimit(info, terms, int(15_000 * scale), args.rps)
         if args.only in (None, "zipf"):
