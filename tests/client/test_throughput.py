@@ -285,13 +285,19 @@ def test_no_pace_from_long_retry_after_or_when_not_adaptive():
     assert fixed.learned_rate is None
 
 
-async def test_the_learned_pace_grows_after_ten_quiet_seconds():
-    now = [0.0]
+def _paced_at_95(now: list[float]) -> Limiter:
+    """A limiter (clock: ``now[0]``) that learned 100 successes/s from its second pause."""
     limiter = Limiter(64, clock=lambda: now[0])
     limiter.cool_down(1.0)
     now[0] = 1.5
     _successes(limiter, 100, now[0])
     limiter.cool_down(1.0)
+    return limiter
+
+
+async def test_the_learned_pace_grows_after_ten_quiet_seconds():
+    now = [0.0]
+    limiter = _paced_at_95(now)
     assert limiter.learned_rate == pytest.approx(95.0)
     now[0] = 13.0  # the pause is over and 11.5 s passed without a 429
     await limiter.acquire()
@@ -327,11 +333,7 @@ async def test_a_per_second_limit_is_learned_and_paced(make_client, gateway: Fak
 
 async def test_the_learned_pace_is_forgotten_after_a_quiet_minute():
     now = [0.0]
-    limiter = Limiter(64, clock=lambda: now[0])
-    limiter.cool_down(1.0)
-    now[0] = 1.5
-    _successes(limiter, 100, now[0])
-    limiter.cool_down(1.0)
+    limiter = _paced_at_95(now)
     assert limiter.learned_rate is not None
     assert not limiter.try_acquire()  # paced: every send takes its turn
     now[0] = 70.0  # a minute and more without a 429
