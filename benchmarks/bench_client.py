@@ -53,6 +53,27 @@ async def raw_token(info: dict[str, Any]) -> str:
             return str((await r.json())["access_token"])
 
 
+def raw_headers(info: dict[str, Any], token: str) -> dict[str, str]:
+    return {
+        "Content-Type": "application/json",
+        "pid": info["pid"],
+        "Authorization": f"Bearer {token}",
+    }
+
+
+def raw_body(item: maxa.CodedText) -> bytes:
+    """The ValidateCts body as a bare client writes it by hand."""
+    return orjson.dumps(
+        {
+            "DoCodedText": {
+                "valueField": item.value,
+                "terminology_idField": item.terminology_id,
+                "coded_stringField": item.coded_string,
+            }
+        }
+    )
+
+
 async def raw_validate(
     info: dict[str, Any],
     token: str,
@@ -64,11 +85,7 @@ async def raw_validate(
     """The baseline: one session, a worker pool, a fixed token, no retries (except, with
     ``naive_429``, each worker sleeping out its own Retry-After). Returns
     (seconds, valid count, 429s seen)."""
-    headers = {
-        "Content-Type": "application/json",
-        "pid": info["pid"],
-        "Authorization": f"Bearer {token}",
-    }
+    headers = raw_headers(info, token)
     url = info["base_url"] + VALIDATE_PATH
     source = iter(items)
     valid = 0
@@ -79,15 +96,7 @@ async def raw_validate(
         async def worker() -> None:
             nonlocal valid, limited
             for item in source:
-                body = orjson.dumps(
-                    {
-                        "DoCodedText": {
-                            "valueField": item.value,
-                            "terminology_idField": item.terminology_id,
-                            "coded_stringField": item.coded_string,
-                        }
-                    }
-                )
+                body = raw_body(item)
                 while True:
                     async with session.post(url, data=body, headers=headers) as response:
                         payload = orjson.loads(await response.read())
@@ -109,26 +118,14 @@ async def raw_gather(
 ) -> tuple[float, int]:
     """The baseline for gather(validate_cts): one task per item, a Semaphore for the
     concurrency, one session, a fixed token, no retries."""
-    headers = {
-        "Content-Type": "application/json",
-        "pid": info["pid"],
-        "Authorization": f"Bearer {token}",
-    }
+    headers = raw_headers(info, token)
     url = info["base_url"] + VALIDATE_PATH
     semaphore = asyncio.Semaphore(concurrency)
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def one(item: maxa.CodedText) -> bool:
-            body = orjson.dumps(
-                {
-                    "DoCodedText": {
-                        "valueField": item.value,
-                        "terminology_idField": item.terminology_id,
-                        "coded_stringField": item.coded_string,
-                    }
-                }
-            )
+            body = raw_body(item)
             async with semaphore, session.post(url, data=body, headers=headers) as response:
                 payload = orjson.loads(await response.read())
                 return bool(payload["result"]["data"] == "true")

@@ -382,9 +382,7 @@ class MaxaClient:
                     except BaseException as exc:
                         _settle(pending.pop(key), None, exc)
                         raise
-                    shared = pending.pop(key)
-                    if shared is not None:
-                        shared.set_result(result)
+                    _settle(pending.pop(key), result, None)
             else:
                 result = await self._send(call)
         except MaxaError:

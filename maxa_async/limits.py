@@ -380,7 +380,8 @@ class Limiter:
 
     def _release_slot(self) -> None:
         self._in_flight -= 1
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def _wake(self) -> None:
         while self._waiters and self._in_flight < self._bound:
@@ -405,9 +406,7 @@ class Limiter:
                 limit = self._limit
                 if limit < self.max_concurrency:
                     self._set_limit(min(float(self.max_concurrency), limit + 1.0 / limit))
-        self._in_flight -= 1
-        if self._waiters:
-            self._wake()
+        self._release_slot()
 
     def _decrease(self, started: float, factor: float) -> None:
         # One decrease per congestion event: answers to requests sent before the last

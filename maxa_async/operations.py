@@ -316,12 +316,7 @@ def _coded_text_wire() -> Callable[[CodedText], dict[str, Any]]:
 def validate_cts(coded_text: CodedText) -> Call[bool]:
     """ValidateCts: whether the value is the one registered for that code."""
     checked = check_coded_text(coded_text)
-    body = orjson.dumps({"DoCodedText": _coded_text_wire()(checked)})
-    return Call(Request("ValidateCts", "POST", _VALIDATE_CTS_PATH, body), parse_bool)
-
-
-#: validate_cts builds its Call inline (what ``_call`` does): it is the bulk hot path.
-_VALIDATE_CTS_PATH: Final = BASE_PATH + "ValidateCts"
+    return _call("ValidateCts", {"DoCodedText": _coded_text_wire()(checked)}, parse_bool)
 
 
 def cts_terminologies(since: object) -> Call[list[str]]:

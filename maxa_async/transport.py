@@ -95,7 +95,8 @@ class _Deadlines:
         return key
 
     def end(self, key: int) -> bool:
-        """Forget an attempt; True if its deadline had cancelled the task."""
+        """Forget an attempt (once, when it ends); True if its deadline had cancelled
+        the task."""
         if self._live.pop(key, None) is not None:
             return False
         if key in self.expired:
@@ -209,38 +210,34 @@ class AiohttpTransport:
         cancelling = task.cancelling()
         key = deadlines.start(task.get_loop(), task)
         try:
-            if self._owns_session:
-                context = session.request(method, url, headers=headers, data=body)
-            else:  # a caller's session: its own defaults must not apply
-                context = session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    data=body,
-                    timeout=self._client_timeout,
-                    ssl=self._ssl,
-                )
-            async with context as response:
-                payload = await response.read()
-                return response.status, response.headers, payload
+            try:
+                if self._owns_session:
+                    context = session.request(method, url, headers=headers, data=body)
+                else:  # a caller's session: its own defaults must not apply
+                    context = session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        data=body,
+                        timeout=self._client_timeout,
+                        ssl=self._ssl,
+                    )
+                async with context as response:
+                    payload = await response.read()
+            finally:
+                # If our deadline cancelled the task, take that cancellation back; it was
+                # a time-out unless the task's caller cancelled it too.
+                timed_out = deadlines.end(key) and task.uncancel() <= cancelling
         except (asyncio.CancelledError, TimeoutError, aiohttp.ClientError) as exc:
-            # Our deadline cancelled the task: unless its caller cancelled it too, that is
-            # a time-out, not a cancellation.
-            if deadlines.end(key) and task.uncancel() <= cancelling:
+            if timed_out or isinstance(exc, TimeoutError):  # ours, or aiohttp's connect
                 raise self._timed_out(operation) from None
             if isinstance(exc, asyncio.CancelledError):
                 raise
-            if isinstance(exc, TimeoutError):  # aiohttp's connect limit
-                raise self._timed_out(operation) from None
             raise TransportError(
                 f"connection to the gateway failed: {type(exc).__name__}: {exc}",
                 operation=operation,
             ) from None
-        finally:
-            if deadlines.end(key):
-                # The deadline passed as the answer arrived (or on an unexpected error):
-                # take back the cancellation we asked for.
-                task.uncancel()
+        return response.status, response.headers, payload
 
     @staticmethod
     def _timed_out(operation: str) -> TransportError:
