@@ -16,7 +16,15 @@ import os
 import random
 import ssl as ssl_module
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import (
+    AsyncIterable,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Iterable,
+    Iterator,
+    Mapping,
+)
 from typing import Any, Final, TypeVar
 
 import aiohttp
@@ -330,69 +338,45 @@ class MaxaClient:
         finally:
             await pool.aclose()
 
-    def _outcome_now(self, item: Any) -> ValidationOutcome | ops.Call[bool]:
-        """Bad input and cache hits are answered at once, without a request (bulk files
-        repeat); otherwise the call to make."""
-        try:
-            call = ops.validate_cts(item)
-        except MaxaError as exc:
-            self.stats.calls += 1
-            self.stats.failures += 1
-            return ValidationOutcome(item, None, exc)
-        cache = self._cache
-        if cache is not None and call.request.operation in cache.operations:
-            cached = cache.get(call.key)
-            if cached is not MISSING:
-                self.stats.calls += 1
-                self.stats.cache_hits += 1
-                return ValidationOutcome(item, cached)
-        return call
-
     # ------------------------------------------------------------------ engine
 
-    async def _execute(self, call: ops.Call[T]) -> T:
-        # Cache, coalescing and the send in one frame: every frame between the caller and
-        # aiohttp is re-entered at each of aiohttp's suspensions, so depth costs per request.
+    def _execute(self, call: ops.Call[T]) -> Coroutine[Any, Any, T]:
+        """Cache, coalescing and bookkeeping, done at once; then the one coroutine that
+        answers: the send, a follow of an identical call in flight, or a cache hit.
+
+        Not a coroutine itself: every frame between the caller and aiohttp is re-entered
+        at each of aiohttp's suspensions, so depth costs per request. Callers await the
+        result at once (an un-awaited send would leave its coalescing key behind).
+        """
         if self._closed:
             raise RuntimeError("this MaxaClient is closed; create a new one")
         stats = self.stats
         stats.calls += 1
+        request = call.request
         cache = self._cache
-        if cache is not None and call.request.operation in cache.operations:
-            cached = cache.get(call.key)
-            if cached is not MISSING:
-                stats.cache_hits += 1
-                result: T = cached
-                return result
-        else:
-            cache = None
-        try:
-            if self._coalesce:
-                # pending[key] is None while nobody follows the call in flight, else the
-                # future its followers wait on (made by the first follower).
-                key = call.key
-                pending = self._pending
-                if key in pending:
-                    stats.coalesced += 1
-                    result = await self._follow(call, key)
-                else:
-                    pending[key] = None
-                    try:
-                        result = await self._send(call)
-                    except BaseException as exc:
-                        _settle(pending.pop(key), None, exc)
-                        raise
-                    _settle(pending.pop(key), result, None)
-            else:
-                result = await self._send(call)
-        except MaxaError:
-            stats.failures += 1
-            raise
         if cache is not None:
-            cache.put(call.key, result)
-        return result
+            if request.operation in cache.operations:
+                cached = cache.get(call.key)
+                if cached is not MISSING:
+                    stats.cache_hits += 1
+                    return _ready(cached)
+            else:
+                cache = None
+        if not self._coalesce:
+            return self._send(call, None, cache)
+        # pending[key] is None while nobody follows the call in flight, else the future
+        # its followers wait on (made by the first follower).
+        key = (request.operation, request.body)
+        pending = self._pending
+        if key in pending:
+            stats.coalesced += 1
+            return self._follow(call, key, cache)
+        pending[key] = None
+        return self._send(call, key, cache)
 
-    async def _follow(self, call: ops.Call[T], key: tuple[str, bytes]) -> T:
+    async def _follow(
+        self, call: ops.Call[T], key: tuple[str, bytes], cache: ResponseCache | None
+    ) -> T:
         """Wait for an identical call's answer; if that call was cancelled (and we were
         not), make the call ourselves."""
         shared = self._pending[key]
@@ -400,123 +384,146 @@ class MaxaClient:
             shared = self._pending[key] = asyncio.get_running_loop().create_future()
         try:
             result: T = await asyncio.shield(shared)
-            return result
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if shared.cancelled() and task is not None and not task.cancelling():
-                return await self._send(call)
+                return await self._send(call, None, cache)
             raise
+        except MaxaError:
+            self.stats.failures += 1
+            raise
+        return result
 
-    async def _send(self, call: ops.Call[T]) -> T:
-        request = call.request
-        operation = request.operation
-        policy = self._retry
-        limiter = self._limiter
-        stats = self.stats
-        tokens = self._tokens
-        clock = time.monotonic
-        first_sent: float | None = None
-        waited = 0.0  # seconds waiting for slots after the first send: not counted
-        attempt = 0
-        replays_401 = 0
-        while True:
-            if not limiter.try_acquire():
-                slot_wait = await limiter.acquire(
-                    None if first_sent is None else first_sent + waited + policy.deadline
-                )
-                stats.queue_wait_total += slot_wait
-                if first_sent is not None:
-                    waited += slot_wait
-            sent_at = clock()
-            if first_sent is None:
-                first_sent = sent_at
-            latency: float | None = None
-            rate_limited = False
-            error: MaxaError
-            try:
-                if self._gate is not None:
-                    await self._gate.acquire(first_sent + waited + policy.deadline)
-                    sent_at = clock()
-                token = tokens.current()
-                if token is None:
-                    token = await tokens.get()
-                    sent_at = clock()
-                attempt += 1
-                stats.requests[operation] += 1
-                try:
-                    status, headers, body = await self._transport.request(
-                        request.method,
-                        request.path,
-                        tokens.headers,
-                        request.body,
-                        operation=operation,
+    async def _send(
+        self,
+        call: ops.Call[T],
+        key: tuple[str, bytes] | None,
+        cache: ResponseCache | None,
+    ) -> T:
+        """The attempts of one call, in this one frame. ``key``: its coalescing key,
+        settled (for any followers) and forgotten when it ends; ``cache``: where its
+        answer goes."""
+        try:
+            request = call.request
+            operation = request.operation
+            policy = self._retry
+            limiter = self._limiter
+            stats = self.stats
+            tokens = self._tokens
+            clock = time.monotonic
+            first_sent: float | None = None
+            waited = 0.0  # seconds waiting for slots after the first send: not counted
+            attempt = 0
+            replays_401 = 0
+            while True:
+                if not limiter.try_acquire():
+                    slot_wait = await limiter.acquire(
+                        None if first_sent is None else first_sent + waited + policy.deadline
                     )
-                except TransportError as exc:
-                    stats.responses[0] += 1
-                    error = exc
-                else:
-                    elapsed = clock() - sent_at
-                    stats.responses[status] += 1
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug(
-                            "%s -> %d in %.1f ms requestId=%s",
-                            operation,
-                            status,
-                            elapsed * 1000,
-                            header(headers, "requestId"),
-                        )
-                    try:
-                        result = call.parse(status, headers, body)
-                    except MaxaError as exc:
-                        error = exc
-                        rate_limited = exc.status == 429
-                    else:
-                        latency = elapsed
-                        stats.record_latency(elapsed)
-                        if self._budget is not None:
-                            self._budget.refund()
-                        return result
-            finally:
-                limiter.release(sent_at, latency, rate_limited)
-
-            # Failures only from here: the hot path above has returned.
-            deadline = first_sent + waited + policy.deadline
-            if (
-                isinstance(error, AuthenticationError)
-                and error.status == 401
-                and replays_401 < _MAX_401_REPLAYS
-            ):
-                # Compare-and-invalidate, then replay with a fresh token. More than one
-                # replay only helps when tokens are revoked again while the replay is in
-                # flight (busy accounts); a credential the gateway never accepts still
-                # fails after a few requests, and the grants are shared by all callers.
-                replays_401 += 1
-                attempt -= 1
-                stats.replays_after_401 += 1
-                await tokens.invalidate(token)
-                continue
-            retry_after: float | None = None
-            if isinstance(error, RateLimitedError):
-                stats.rate_limited += 1
-                if error.retry_after is not None:
-                    retry_after = min(error.retry_after, policy.max_retry_after)
-                    if limiter.cool_down(retry_after):
-                        stats.cooldowns += 1
+                    stats.queue_wait_total += slot_wait
+                    if first_sent is not None:
+                        waited += slot_wait
+                sent_at = clock()
+                if first_sent is None:
+                    first_sent = sent_at
+                latency: float | None = None
+                rate_limited = False
+                error: MaxaError
+                try:
                     if self._gate is not None:
-                        await self._gate.cool_down(retry_after)
-            if attempt >= policy.attempts or not policy.retry_on(error):
-                raise error
-            if self._budget is not None and not self._budget.try_spend(error):
-                stats.retry_budget_exhausted += 1
-                raise error
-            # With a Retry-After, the limiter's shared cooldown does the waiting.
-            delay = 0.0 if retry_after is not None else policy.delay(attempt, self._rng)
-            if clock() + delay > deadline:
-                raise error
-            stats.retries[_cause(error)] += 1
-            log.debug("retrying %s after %s (attempt %d)", operation, error, attempt)
-            if delay:
-                await asyncio.sleep(delay)
+                        await self._gate.acquire(first_sent + waited + policy.deadline)
+                        sent_at = clock()
+                    token = tokens.current()
+                    if token is None:
+                        token = await tokens.get()
+                        sent_at = clock()
+                    attempt += 1
+                    stats.requests[operation] += 1
+                    try:
+                        status, headers, body = await self._transport.request(
+                            request.method,
+                            request.path,
+                            tokens.headers,
+                            request.body,
+                            operation=operation,
+                        )
+                    except TransportError as exc:
+                        stats.responses[0] += 1
+                        error = exc
+                    else:
+                        elapsed = clock() - sent_at
+                        stats.responses[status] += 1
+                        if log.isEnabledFor(logging.DEBUG):
+                            log.debug(
+                                "%s -> %d in %.1f ms requestId=%s",
+                                operation,
+                                status,
+                                elapsed * 1000,
+                                header(headers, "requestId"),
+                            )
+                        try:
+                            result = call.parse(status, headers, body)
+                        except MaxaError as exc:
+                            error = exc
+                            rate_limited = exc.status == 429
+                        else:
+                            latency = elapsed
+                            stats.record_latency(elapsed)
+                            if self._budget is not None:
+                                self._budget.refund()
+                            break
+                finally:
+                    limiter.release(sent_at, latency, rate_limited)
+
+                # Failures only from here: the hot path above has left the loop.
+                deadline = first_sent + waited + policy.deadline
+                if (
+                    isinstance(error, AuthenticationError)
+                    and error.status == 401
+                    and replays_401 < _MAX_401_REPLAYS
+                ):
+                    # Compare-and-invalidate, then replay with a fresh token. More than one
+                    # replay only helps when tokens are revoked again while the replay is in
+                    # flight (busy accounts); a credential the gateway never accepts still
+                    # fails after a few requests, and the grants are shared by all callers.
+                    replays_401 += 1
+                    attempt -= 1
+                    stats.replays_after_401 += 1
+                    await tokens.invalidate(token)
+                    continue
+                retry_after: float | None = None
+                if isinstance(error, RateLimitedError):
+                    stats.rate_limited += 1
+                    if error.retry_after is not None:
+                        retry_after = min(error.retry_after, policy.max_retry_after)
+                        if limiter.cool_down(retry_after):
+                            stats.cooldowns += 1
+                        if self._gate is not None:
+                            await self._gate.cool_down(retry_after)
+                if attempt >= policy.attempts or not policy.retry_on(error):
+                    raise error
+                if self._budget is not None and not self._budget.try_spend(error):
+                    stats.retry_budget_exhausted += 1
+                    raise error
+                # With a Retry-After, the limiter's shared cooldown does the waiting.
+                delay = 0.0 if retry_after is not None else policy.delay(attempt, self._rng)
+                if clock() + delay > deadline:
+                    raise error
+                stats.retries[_cause(error)] += 1
+                log.debug("retrying %s after %s (attempt %d)", operation, error, attempt)
+                if delay:
+                    await asyncio.sleep(delay)
+        except BaseException as exc:
+            if key is not None:
+                _settle(self._pending.pop(key), None, exc)
+            if isinstance(exc, MaxaError):
+                self.stats.failures += 1
+            raise
+        if key is not None:
+            _settle(self._pending.pop(key), result, None)
+        if cache is not None:
+            cache.put(call.key, result)
+        return result
 
     async def _send_grant(self, request: TokenRequest) -> tuple[int, Any, bytes]:
         # Token calls bypass the MAXA limiter: they must never queue behind it.
@@ -571,6 +578,8 @@ class _ValidationPool:
 
     async def _work(self) -> None:
         client = self._client
+        stats = client.stats
+        validate_cts = ops.validate_cts
         results = self._results
         source = self._sync_source
         try:
@@ -593,12 +602,15 @@ class _ValidationPool:
                     if taken is None:
                         return
                     index, item = taken
-                now = client._outcome_now(item)
-                if isinstance(now, ValidationOutcome):
-                    outcome = now
+                try:
+                    call = validate_cts(item)
+                except MaxaError as exc:  # bad input: answered at once, nothing sent
+                    stats.calls += 1
+                    stats.failures += 1
+                    outcome = ValidationOutcome(item, None, exc)
                 else:
                     try:
-                        valid = await client._execute(now)
+                        valid = await client._execute(call)
                     except MaxaError as exc:
                         outcome = ValidationOutcome(item, None, exc)
                     else:
@@ -639,6 +651,10 @@ class _ValidationPool:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+
+
+async def _ready(value: T) -> T:
+    return value
 
 
 def _settle(shared: asyncio.Future[Any] | None, result: Any, exc: BaseException | None) -> None:

@@ -11,7 +11,6 @@ a 5xx or a dropped connection) is always safe, and identical calls may share one
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
 import cattrs
@@ -306,17 +305,26 @@ def search_terminology(terminology_id: str, since: object) -> Call[list[CodedTex
     )
 
 
-@cache
-def _coded_text_wire() -> Callable[[CodedText], dict[str, Any]]:
-    """The converter's own unstructure hook for CodedText, looked up once (hot path)."""
-    hook: Callable[[CodedText], dict[str, Any]] = get_converter().get_unstructure_hook(CodedText)
-    return hook
+_VALIDATE_CTS_PATH: Final = BASE_PATH + "ValidateCts"
 
 
 def validate_cts(coded_text: CodedText) -> Call[bool]:
-    """ValidateCts: whether the value is the one registered for that code."""
+    """ValidateCts: whether the value is the one registered for that code.
+
+    The body is written out here rather than by the converter (the bulk hot path: the
+    hook call costs a quarter of the build); a test holds it equal to the converter's
+    unstructuring of CodedText, which stays the one statement of the wire names."""
     checked = check_coded_text(coded_text)
-    return _call("ValidateCts", {"DoCodedText": _coded_text_wire()(checked)}, parse_bool)
+    body = orjson.dumps(
+        {
+            "DoCodedText": {
+                "valueField": checked.value,
+                "terminology_idField": checked.terminology_id,
+                "coded_stringField": checked.coded_string,
+            }
+        }
+    )
+    return Call(Request("ValidateCts", "POST", _VALIDATE_CTS_PATH, body), parse_bool)
 
 
 def cts_terminologies(since: object) -> Call[list[str]]:

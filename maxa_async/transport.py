@@ -8,6 +8,10 @@ Per-attempt time limits are not aiohttp's ``ClientTimeout(total=...)``: that arm
 timer and enters a timer context several times per request, about 6 us of a ~75 us
 request on the benchmark machine. Every attempt here gets the same limit, so attempts
 expire in the order they started, and one :class:`_Deadlines` timer serves them all.
+
+The session keeps no cookies (DITAS authenticates by token; a jar would be consulted and
+updated on every request for nothing) and names itself in User-Agent. Neither applies to a
+caller's own session: its defaults stay its own.
 """
 
 from __future__ import annotations
@@ -22,10 +26,14 @@ import aiohttp
 from multidict import CIMultiDictProxy
 from yarl import URL
 
+from ._version import __version__ as _version
 from .errors import InvalidInputError, TransportError
 from .limits import Timeout
 
-__all__ = ["AiohttpTransport", "check_base_url"]
+__all__ = ["USER_AGENT", "AiohttpTransport", "check_base_url"]
+
+#: Says who calls, as gateway operators ask of a client library.
+USER_AGENT: Final = f"maxa-async/{_version} aiohttp/{aiohttp.__version__}"
 
 _LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain"})
 
@@ -153,17 +161,22 @@ class AiohttpTransport:
         self._session = session
         self._owns_session = session is None
         self._urls: dict[str, URL] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # A caller's session: its own defaults (time-outs, TLS) must not apply.
+        self._request_options: dict[str, Any] = (
+            {} if session is None else {"timeout": self._client_timeout, "ssl": ssl}
+        )
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
         return self._session
 
     async def open(self) -> None:
+        self._loop = asyncio.get_running_loop()
         if self._session is not None:
             return
         connector = aiohttp.TCPConnector(
-            limit=self._pool_size,
-            limit_per_host=self._pool_size,
+            limit=self._pool_size,  # one host: no per-host count to keep besides
             ttl_dns_cache=300,
             keepalive_timeout=30,
             ssl=self._ssl,
@@ -171,6 +184,8 @@ class AiohttpTransport:
         self._session = aiohttp.ClientSession(
             connector=connector,
             timeout=self._client_timeout,
+            cookie_jar=aiohttp.DummyCookieJar(),  # DITAS is token-authenticated, cookie-free
+            headers={"User-Agent": USER_AGENT},
             auto_decompress=True,
             raise_for_status=False,
         )
@@ -199,30 +214,23 @@ class AiohttpTransport:
         operation: str,
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
         session = self._session
-        if session is None:
+        loop = self._loop
+        if session is None or loop is None:
             await self.open()
-            session = self._session
-            assert session is not None
+            session, loop = self._session, self._loop
+            assert session is not None and loop is not None
         url = self._urls.get(path) or self.url(path)
         deadlines = self._deadlines
-        task = asyncio.current_task()
+        # The loop passed on: current_task() would look it up again (slow on 3.11).
+        task = asyncio.current_task(loop)
         assert task is not None  # a coroutine of a running loop always has its task
         cancelling = task.cancelling()
-        key = deadlines.start(task.get_loop(), task)
+        key = deadlines.start(loop, task)
         try:
             try:
-                if self._owns_session:
-                    context = session.request(method, url, headers=headers, data=body)
-                else:  # a caller's session: its own defaults must not apply
-                    context = session.request(
-                        method,
-                        url,
-                        headers=headers,
-                        data=body,
-                        timeout=self._client_timeout,
-                        ssl=self._ssl,
-                    )
-                async with context as response:
+                async with session.request(
+                    method, url, headers=headers, data=body, **self._request_options
+                ) as response:
                     payload = await response.read()
             finally:
                 # If our deadline cancelled the task, take that cancellation back; it was
