@@ -438,7 +438,11 @@ class MaxaClient:
                         token = await tokens.get()
                         sent_at = clock()
                     attempt += 1
-                    stats.requests[operation] += 1
+                    sent = stats.sent
+                    if operation in sent:
+                        sent[operation] += 1
+                    else:
+                        sent[operation] = 1
                     try:
                         status, headers, body = await self._transport.request(
                             request.method,
@@ -448,11 +452,15 @@ class MaxaClient:
                             operation=operation,
                         )
                     except TransportError as exc:
-                        stats.responses[0] += 1
+                        stats.count_answer(0)
                         error = exc
                     else:
                         elapsed = clock() - sent_at
-                        stats.responses[status] += 1
+                        answered = stats.answered
+                        if status in answered:
+                            answered[status] += 1
+                        else:
+                            answered[status] = 1
                         if log.isEnabledFor(logging.DEBUG):
                             log.debug(
                                 "%s -> %d in %.1f ms requestId=%s",
@@ -520,7 +528,9 @@ class MaxaClient:
                 self.stats.failures += 1
             raise
         if key is not None:
-            _settle(self._pending.pop(key), result, None)
+            shared = self._pending.pop(key)
+            if shared is not None:  # followers wait for it
+                shared.set_result(result)
         if cache is not None:
             cache.put(call.key, result)
         return result
@@ -556,6 +566,7 @@ class _ValidationPool:
         self._exhausted = False
         self._failure: BaseException | None = None
         self._room = asyncio.Event()  # the consumer moved on: workers may take more
+        self._full = False  # a worker waits for room
         self._progress = asyncio.Event()  # an outcome was filed or a worker ended
         workers = client.limiter.max_concurrency
         self._alive = workers
@@ -585,6 +596,7 @@ class _ValidationPool:
         try:
             while True:
                 while self._taken - self.yielded >= self._window and not self._exhausted:
+                    self._full = True
                     self._room.clear()
                     await self._room.wait()
                 if source is not None:  # a plain iterable: taken inline (the hot path)
@@ -632,7 +644,9 @@ class _ValidationPool:
         outcome = self._results.pop(self.yielded, None)
         if outcome is not None:
             self.yielded += 1
-            self._room.set()
+            if self._full:  # a worker waits for room
+                self._full = False
+                self._room.set()
         return outcome
 
     async def next_outcome(self) -> ValidationOutcome | None:

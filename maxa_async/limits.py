@@ -213,6 +213,8 @@ class Limiter:
         self._interval = self._cap_interval  # the pace in force: cap or learned, the slower
         # Learned pace: successes per 50 ms bucket, the last second of them.
         self._bucket = 0
+        self._slot = 0
+        self._bucket_ends = 1.0 / _BUCKETS_PER_SECOND
         self._counts = [0] * _BUCKETS
         self._estimates: collections.deque[int] = collections.deque(maxlen=3)
         self._learned_rate: float | None = None
@@ -270,16 +272,19 @@ class Limiter:
         self._interval = max(self._cap_interval, learned)
 
     def _count_success(self, now: float) -> None:
-        bucket = int(now * _BUCKETS_PER_SECOND)
-        if bucket != self._bucket:
-            self._advance(bucket)
-        self._counts[bucket % _BUCKETS] += 1
+        if now >= self._bucket_ends:  # a new 50 ms bucket (else one compare, one add)
+            self._advance(int(now * _BUCKETS_PER_SECOND))
+        self._counts[self._slot] += 1
 
     def _advance(self, bucket: int) -> None:
+        if bucket <= self._bucket:
+            return
         counts = self._counts
         for stale in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
             counts[stale % _BUCKETS] = 0
         self._bucket = bucket
+        self._slot = bucket % _BUCKETS
+        self._bucket_ends = (bucket + 1) / _BUCKETS_PER_SECOND
 
     def successes_last_second(self) -> int:
         """Successful answers in about the last second (for the learned pace)."""
@@ -406,7 +411,9 @@ class Limiter:
                 limit = self._limit
                 if limit < self.max_concurrency:
                     self._set_limit(min(float(self.max_concurrency), limit + 1.0 / limit))
-        self._release_slot()
+        self._in_flight -= 1  # _release_slot(), inline: once per request
+        if self._waiters:
+            self._wake()
 
     def _decrease(self, started: float, factor: float) -> None:
         # One decrease per congestion event: answers to requests sent before the last

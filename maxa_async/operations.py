@@ -307,6 +307,10 @@ def search_terminology(terminology_id: str, since: object) -> Call[list[CodedTex
 
 _VALIDATE_CTS_PATH: Final = BASE_PATH + "ValidateCts"
 
+#: ``Request(...)`` goes through a generated Python ``__new__``; the tuple's own is half
+#: the cost, for the one call made per item of a bulk run.
+_new_request: Final = tuple.__new__
+
 
 def validate_cts(coded_text: CodedText) -> Call[bool]:
     """ValidateCts: whether the value is the one registered for that code.
@@ -324,7 +328,9 @@ def validate_cts(coded_text: CodedText) -> Call[bool]:
             }
         }
     )
-    return Call(Request("ValidateCts", "POST", _VALIDATE_CTS_PATH, body), parse_bool)
+    return Call(
+        _new_request(Request, ("ValidateCts", "POST", _VALIDATE_CTS_PATH, body)), parse_bool
+    )
 
 
 def cts_terminologies(since: object) -> Call[list[str]]:

@@ -19,8 +19,10 @@ class ClientStats:
     """
 
     def __init__(self) -> None:
-        self.requests: Counter[str] = Counter()  # sends, by operation
-        self.responses: Counter[int] = Counter()  # answers, by gateway status (0 = transport)
+        # Plain dicts on the hot path (a dict subclass such as Counter takes Python's slow
+        # path for ``d[k] += 1``: ~130 ns against ~55); read through the Counter views.
+        self.sent: dict[str, int] = {}  # sends, by operation
+        self.answered: dict[int, int] = {}  # answers, by gateway status (0 = transport)
         self.retries: Counter[str] = Counter()  # by cause: "429", "503", "transport", ...
         self.calls = 0  # calls made by users (coalesced or cached ones included)
         self.failures = 0  # calls that ended in an error
@@ -39,6 +41,19 @@ class ClientStats:
         #: The client's limiter, as a callable returning its state (limit, pace, ...).
         self.limiter: Callable[[], dict[str, Any]] | None = None
         self._latencies: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
+
+    @property
+    def requests(self) -> Counter[str]:
+        """Requests sent, by operation (a snapshot)."""
+        return Counter({k: v for k, v in self.sent.items() if v})
+
+    @property
+    def responses(self) -> Counter[int]:
+        """Answers, by the gateway's HTTP status; 0 counts transport failures (a snapshot)."""
+        return Counter({k: v for k, v in self.answered.items() if v})
+
+    def count_answer(self, status: int) -> None:
+        self.answered[status] = self.answered.get(status, 0) + 1
 
     def record_grant(self, grant_type: str, ok: bool) -> None:
         if not ok:
