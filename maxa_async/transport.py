@@ -9,8 +9,8 @@ timer and enters a timer context several times per request, about 6 us of a ~75 
 request on the benchmark machine. Every attempt here gets the same limit, so attempts
 expire in the order they started, and one :class:`_Deadlines` timer serves them all.
 
-The session keeps no cookies (DITAS authenticates by token; a jar would be consulted and
-updated on every request for nothing) and names itself in User-Agent. Neither applies to a
+The session keeps no cookies (DITAS authenticates by token: nothing from one answer is
+carried into the next request) and names itself in User-Agent. Neither applies to a
 caller's own session: its defaults stay its own.
 """
 
@@ -228,9 +228,12 @@ class AiohttpTransport:
         key = deadlines.start(loop, task)
         try:
             try:
-                async with session.request(
+                # Awaited, not entered: the request's context manager would be one more
+                # frame for every resumption while the answer is awaited.
+                response = await session.request(
                     method, url, headers=headers, data=body, **self._request_options
-                ) as response:
+                )
+                async with response:  # released (and its body writer ended) on the way out
                     payload = await response.read()
             finally:
                 # If our deadline cancelled the task, take that cancellation back; it was

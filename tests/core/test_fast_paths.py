@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from maxa_async import operations as ops
+from maxa_async.converter import get_converter
 from maxa_async.envelope import parse_envelope, read_envelope
 from maxa_async.errors import InvalidInputError, MaxaError
 from maxa_async.models import CodedText
@@ -169,3 +170,22 @@ def test_parse_bool_fast_path_agrees_with_the_general_reading(data: Any) -> None
     except TypeError:
         got = TypeError
     assert got == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(texts, texts, texts)
+def test_the_validate_cts_body_is_the_converters_unstructuring(value, terminology_id, code):
+    # validate_cts writes its body by hand (the bulk hot path); the converter stays the one
+    # statement of the wire names, and this holds the two together.
+    item = CodedText(value=value, terminology_id=terminology_id, coded_string=code)
+    try:
+        call = ops.validate_cts(item)
+    except InvalidInputError:
+        return
+    checked = ops.check_coded_text(item)
+    expected = {"DoCodedText": get_converter().unstructure(checked)}
+    assert orjson.loads(call.request.body) == expected
+    assert call.request == ops.Request(
+        "ValidateCts", "POST", ops.BASE_PATH + "ValidateCts", call.request.body
+    )
+    assert type(call.request) is ops.Request
