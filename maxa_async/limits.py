@@ -271,11 +271,6 @@ class Limiter:
         learned = 1.0 / rate if rate else 0.0
         self._interval = max(self._cap_interval, learned)
 
-    def _count_success(self, now: float) -> None:
-        if now >= self._bucket_ends:  # a new 50 ms bucket (else one compare, one add)
-            self._advance(int(now * _BUCKETS_PER_SECOND))
-        self._counts[self._slot] += 1
-
     def _advance(self, bucket: int) -> None:
         if bucket <= self._bucket:
             return
@@ -405,7 +400,11 @@ class Limiter:
             if rate_limited:
                 self._decrease(started, _DECREASE_FACTOR)
             elif latency is not None:
-                self._count_success(started + latency)
+                # A success in its 50 ms bucket: one compare and one add.
+                now = started + latency
+                if now >= self._bucket_ends:
+                    self._advance(int(now * _BUCKETS_PER_SECOND))
+                self._counts[self._slot] += 1
                 if self.latency_tolerance is not None:
                     self._observe_latency(started, latency)
                 limit = self._limit
