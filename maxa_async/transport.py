@@ -229,12 +229,17 @@ class AiohttpTransport:
         try:
             try:
                 # Awaited, not entered: the request's context manager would be one more
-                # frame for every resumption while the answer is awaited.
+                # frame for every resumption while the answer is awaited, and two more
+                # coroutines per request to leave it.
                 response = await session.request(
                     method, url, headers=headers, data=body, **self._request_options
                 )
-                async with response:  # released (and its body writer ended) on the way out
+                try:
                     payload = await response.read()
+                finally:
+                    # Back to the pool (read() already gave the connection back when the
+                    # whole body came; a body writer still running is cancelled).
+                    response.release()
             finally:
                 # If our deadline cancelled the task, take that cancellation back; it was
                 # a time-out unless the task's caller cancelled it too.
