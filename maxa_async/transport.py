@@ -176,7 +176,7 @@ class AiohttpTransport:
         if self._session is not None:
             return
         connector = aiohttp.TCPConnector(
-            limit=self._pool_size,  # one host: no per-host count to keep besides
+            limit=self._pool_size,  # one host, so no per-host limit to count as well
             ttl_dns_cache=300,
             keepalive_timeout=30,
             ssl=self._ssl,
