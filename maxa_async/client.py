@@ -424,6 +424,7 @@ class MaxaClient:
             limiter = self._limiter
             stats = self.stats
             tokens = self._tokens
+            sent, answered = stats.sent, stats.answered  # counts by operation, by status
             clock = time.monotonic
             first_sent: float | None = None
             waited = 0.0  # seconds waiting for slots after the first send: not counted
@@ -452,11 +453,7 @@ class MaxaClient:
                         token = await tokens.get()
                         sent_at = clock()
                     attempt += 1
-                    sent = stats.sent
-                    if operation in sent:
-                        sent[operation] += 1
-                    else:
-                        sent[operation] = 1
+                    sent[operation] = sent.get(operation, 0) + 1
                     try:
                         status, headers, body = await self._transport.request(
                             request.method,
@@ -466,15 +463,11 @@ class MaxaClient:
                             operation=operation,
                         )
                     except TransportError as exc:
-                        stats.count_answer(0)
+                        answered[0] = answered.get(0, 0) + 1  # status 0: no answer
                         error = exc
                     else:
                         elapsed = clock() - sent_at
-                        answered = stats.answered
-                        if status in answered:
-                            answered[status] += 1
-                        else:
-                            answered[status] = 1
+                        answered[status] = answered.get(status, 0) + 1
                         if log.isEnabledFor(logging.DEBUG):
                             log.debug(
                                 "%s -> %d in %.1f ms requestId=%s",
@@ -537,7 +530,7 @@ class MaxaClient:
                     await asyncio.sleep(delay)
         except BaseException as exc:
             if key is not None:
-                _settle(self._pending.pop(key), None, exc)
+                _fail_followers(self._pending.pop(key), exc)
             if isinstance(exc, MaxaError):
                 self.stats.failures += 1
             raise
@@ -688,13 +681,11 @@ async def _ready(value: T) -> T:
     return value
 
 
-def _settle(shared: asyncio.Future[Any] | None, result: Any, exc: BaseException | None) -> None:
-    """Hand a coalesced call's outcome to its followers, if any."""
+def _fail_followers(shared: asyncio.Future[Any] | None, exc: BaseException) -> None:
+    """Hand a coalesced call's failure (or cancellation) to its followers, if any."""
     if shared is None:
         return
-    if exc is None:
-        shared.set_result(result)
-    elif isinstance(exc, Exception):
+    if isinstance(exc, Exception):
         shared.set_exception(exc)
         shared.exception()  # retrieved: no warning if every follower left
     else:

@@ -283,7 +283,7 @@ class Limiter:
 
     def successes_last_second(self) -> int:
         """Successful answers in about the last second (for the learned pace)."""
-        self._advance(max(self._bucket, int(self._clock() * _BUCKETS_PER_SECOND)))
+        self._advance(int(self._clock() * _BUCKETS_PER_SECOND))
         return sum(self._counts)
 
     @property
@@ -410,9 +410,7 @@ class Limiter:
                 limit = self._limit
                 if limit < self.max_concurrency:
                     self._set_limit(min(float(self.max_concurrency), limit + 1.0 / limit))
-        self._in_flight -= 1  # _release_slot(), inline: once per request
-        if self._waiters:
-            self._wake()
+        self._release_slot()
 
     def _decrease(self, started: float, factor: float) -> None:
         # One decrease per congestion event: answers to requests sent before the last

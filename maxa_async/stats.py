@@ -45,15 +45,12 @@ class ClientStats:
     @property
     def requests(self) -> Counter[str]:
         """Requests sent, by operation (a snapshot)."""
-        return Counter({k: v for k, v in self.sent.items() if v})
+        return Counter(self.sent)
 
     @property
     def responses(self) -> Counter[int]:
         """Answers, by the gateway's HTTP status; 0 counts transport failures (a snapshot)."""
-        return Counter({k: v for k, v in self.answered.items() if v})
-
-    def count_answer(self, status: int) -> None:
-        self.answered[status] = self.answered.get(status, 0) + 1
+        return Counter(self.answered)
 
     def record_grant(self, grant_type: str, ok: bool) -> None:
         if not ok:
