@@ -138,6 +138,7 @@ class MaxaClient:
         fleet_options: Mapping[str, Any] | None = None,
         refresh_fraction: float = 0.75,
         latency_tolerance: float | None = None,
+        max_response_bytes: int | Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise InvalidInputError(
@@ -204,7 +205,12 @@ class MaxaClient:
         self._gate = rate_gate
         self.stats.limiter = self._limiter.state
         self._transport = AiohttpTransport(
-            self._base_url, pool_size=max_concurrency, timeout=timeout, session=session, ssl=ssl
+            self._base_url,
+            pool_size=max_concurrency,
+            timeout=timeout,
+            session=session,
+            ssl=ssl,
+            max_response_bytes=max_response_bytes,
         )
         self._tokens = TokenManager(
             credentials,

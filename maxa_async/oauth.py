@@ -156,7 +156,9 @@ def parse_token_response(
 
     access_token = _field(payload, "access_token", "accessToken")
     refresh_token = _field(payload, "refresh_token", "refreshToken")
-    token_type = _field(payload, "token_type", "tokenType") or "bearer"
+    token_type = _field(payload, "token_type", "tokenType")
+    if token_type is None:
+        token_type = "bearer"  # absent: the guide's tokens are all bearer tokens
     scope = payload.get("scope")
     try:
         if not isinstance(access_token, str) or not access_token:
@@ -168,6 +170,10 @@ def parse_token_response(
             raise ValueError("refresh_token is not a string")
         if not isinstance(token_type, str):
             raise ValueError("token_type is not a string")
+        if token_type.lower() != "bearer":
+            # The token goes out as "Bearer <token>"; a token of another type (mac, DPoP
+            # ...) would be sent wrongly and mean the endpoint is not the one we know.
+            raise ValueError(f"token_type is {token_type!r}, not bearer")
         lifetime = _expires_in(_field(payload, "expires_in", "expiresIn"))
     except ValueError as exc:
         raise ProtocolError(

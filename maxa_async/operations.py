@@ -4,12 +4,20 @@ Every builder checks its arguments first (a bad one raises :class:`InvalidInputE
 naming the field, and nothing is sent), then returns a :class:`Call`: the request to send
 and the function that turns the response into a typed result.
 
+Strings go to the gateway as JSON, and from it to a service whose wire names
+(``valueField``, ``coded_stringField``) are those of .NET's XML serialisation. So a
+string argument must hold only characters that XML 1.0 can carry: no lone surrogates
+(no UTF-8 encoder takes them; orjson raises TypeError), no NUL or other C0 control
+character but tab, line feed and carriage return, and not the noncharacters U+FFFE and
+U+FFFF. Such a string is refused, naming the field, before anything is sent.
+
 All seven operations are read-only lookups, so replaying a request (after a 401, a 429,
 a 5xx or a dropped connection) is always safe, and identical calls may share one request.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Final, Generic, NamedTuple, TypeVar
 
@@ -21,9 +29,11 @@ from .envelope import header, loads, parse_envelope
 from .errors import InvalidInputError, MaxaError, NotFoundError, ProtocolError
 from .jalali import JalaliDateTime, to_jalali
 from .models import CodedText, TerminologyVersion
+from .oauth import OPERATION as TOKEN_OPERATION
 
 __all__ = [
     "BASE_PATH",
+    "MAX_RESPONSE_BYTES",
     "Call",
     "Request",
     "check_coded_text",
@@ -47,6 +57,29 @@ MAX_CODE_LENGTH: Final = 256
 MAX_VALUE_LENGTH: Final = 8192
 
 _MAX_PATHS_SHOWN: Final = 5
+
+_KiB: Final = 1024
+_MiB: Final = 1024 * _KiB
+
+#: The largest body the transport reads for each operation (wire names; ``"token"`` is
+#: the token endpoint). Well above any real answer, far below what would hurt: a
+#: single lookup answers one value (at most a few kilobytes, even JSON-escaped twice),
+#: the id and version lists are short, and only a whole terminology (at one version, or
+#: since an old date) can be large. Configurable per client (``max_response_bytes``).
+MAX_RESPONSE_BYTES: Final[Mapping[str, int]] = {
+    TOKEN_OPERATION: 64 * _KiB,
+    "ValidateCts": 64 * _KiB,
+    "Terminology": 256 * _KiB,
+    "TerminologyValueByVersion": 256 * _KiB,
+    "CtsTerminologies": 4 * _MiB,
+    "TerminologyVersions": 4 * _MiB,
+    "SearchTerminology": 64 * _MiB,
+    "TerminologiesTermByVersion": 256 * _MiB,
+}
+
+#: What the wire refuses (see the module docstring): lone surrogates, C0 controls but
+#: tab/LF/CR, U+FFFE and U+FFFF.
+_UNSENDABLE: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 class Request(NamedTuple):
@@ -159,7 +192,23 @@ def check_text(value: object, field: str, max_length: int = MAX_CODE_LENGTH) -> 
         raise InvalidInputError(field, "must not be empty")
     if len(stripped) > max_length:
         raise InvalidInputError(field, f"is {len(stripped)} characters; at most {max_length}")
+    if not stripped.isprintable():  # the usual case is printable, checked in C
+        check_sendable(stripped, field)
     return stripped
+
+
+def check_sendable(value: str, field: str) -> None:
+    """Refuse characters the wire cannot carry (see the module docstring), naming the
+    first one by its code point (the character itself may not even print)."""
+    found = _UNSENDABLE.search(value)
+    if found is not None:
+        char = found.group()
+        raise InvalidInputError(
+            field,
+            f"has the character U+{ord(char):04X} at position {found.start()}, which cannot "
+            "be sent (lone surrogates, control characters other than tab, line feed and "
+            "carriage return, and U+FFFE/U+FFFF are refused)",
+        )
 
 
 def check_coded_text(value: object, field: str = "coded_text") -> CodedText:
@@ -183,6 +232,8 @@ def check_coded_text(value: object, field: str = "coded_text") -> CodedText:
             and code.strip() is code
             and terminology_id.isascii()
             and terminology_id.isprintable()
+            and (text.isprintable() or _UNSENDABLE.search(text) is None)
+            and (code.isprintable() or _UNSENDABLE.search(code) is None)
         ):
             return value
     if not isinstance(value, CodedText):

@@ -12,6 +12,21 @@ expire in the order they started, and one :class:`_Deadlines` timer serves them 
 The session keeps no cookies (DITAS authenticates by token: nothing from one answer is
 carried into the next request) and names itself in User-Agent. Neither applies to a
 caller's own session: its defaults stay its own.
+
+What the gateway answers is not trusted further than it needs to be:
+
+* Redirects are never followed, on any session (aiohttp follows them by default): a
+  redirected grant would re-post the password or the refresh token to wherever
+  ``Location`` points, possibly over plain http, and a redirected call would send its
+  token and believe a foreign answer. The gateway has no reason to redirect, so a 3xx is
+  a :class:`ProtocolError` naming the status and the ``Location``.
+* Each operation's body has a ceiling (``operations.MAX_RESPONSE_BYTES``, configurable).
+  A declared ``Content-Length`` past it is refused before reading; any other body is
+  read in chunks, counted after decompression, and refused as soon as it passes the
+  ceiling. A refused body's connection is closed, not returned to the pool. The read
+  is inside the attempt's time limit.
+* Errors raised here carry no ``__context__``: aiohttp's exceptions can hold the
+  request, and with it the ``Authorization`` header.
 """
 
 from __future__ import annotations
@@ -27,10 +42,11 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._version import __version__ as _version
-from .errors import InvalidInputError, TransportError
+from .errors import InvalidInputError, MaxaError, ProtocolError, TransportError, quote_detail
 from .limits import Timeout
+from .operations import MAX_RESPONSE_BYTES
 
-__all__ = ["USER_AGENT", "AiohttpTransport", "check_base_url"]
+__all__ = ["USER_AGENT", "AiohttpTransport", "check_base_url", "response_limits"]
 
 #: Says who calls, as gateway operators ask of a client library.
 USER_AGENT: Final = f"maxa-async/{_version} aiohttp/{aiohttp.__version__}"
@@ -71,6 +87,35 @@ def check_base_url(base_url: object) -> URL:
     if url.query_string or url.fragment:
         raise InvalidInputError("base_url", "must not carry a query or fragment")
     return url
+
+
+def response_limits(option: object) -> dict[str, int]:
+    """The body ceiling of each operation: the defaults (``MAX_RESPONSE_BYTES``), one
+    number for every operation (the token endpoint's included), or the defaults with
+    some operations' ceilings replaced (keys are wire names, e.g. ``"Terminology"``)."""
+    field = "max_response_bytes"
+    limits = dict(MAX_RESPONSE_BYTES)
+    if option is None:
+        return limits
+    if isinstance(option, Mapping):
+        for operation, value in option.items():
+            if operation not in limits:
+                raise InvalidInputError(
+                    field,
+                    f"unknown operation {operation!r}; known: {', '.join(sorted(limits))}",
+                )
+            limits[operation] = _byte_count(value, f"{field}[{operation!r}]")
+        return limits
+    value = _byte_count(option, field)
+    return dict.fromkeys(limits, value)
+
+
+def _byte_count(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(
+            field, f"must be a positive number of bytes (an int), got {value!r:.40}"
+        )
+    return value
 
 
 class _Deadlines:
@@ -148,8 +193,12 @@ class AiohttpTransport:
         timeout: Timeout,
         session: aiohttp.ClientSession | None = None,
         ssl: ssl_module.SSLContext | bool = True,
+        max_response_bytes: int | Mapping[str, int] | None = None,
     ) -> None:
         self._base_url = base_url
+        self._body_limits = response_limits(max_response_bytes)
+        # An operation not in the table (none today) gets a list operation's ceiling.
+        self._fallback_limit = self._body_limits["TerminologyVersions"]
         self._pool_size = pool_size
         self._ssl: ssl_module.SSLContext | bool = ssl
         # No aiohttp total timer: _Deadlines enforces ``timeout.request`` (see the module
@@ -162,9 +211,12 @@ class AiohttpTransport:
         self._owns_session = session is None
         self._urls: dict[str, URL] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
-        # A caller's session: its own defaults (time-outs, TLS) must not apply.
+        # A caller's session: its own defaults (time-outs, TLS) must not apply. Redirects
+        # are refused on every session (see the module docstring).
         self._request_options: dict[str, Any] = (
-            {} if session is None else {"timeout": self._client_timeout, "ssl": ssl}
+            {"allow_redirects": False}
+            if session is None
+            else {"timeout": self._client_timeout, "ssl": ssl, "allow_redirects": False}
         )
 
     @property
@@ -226,6 +278,7 @@ class AiohttpTransport:
         assert task is not None  # a coroutine of a running loop always has its task
         cancelling = task.cancelling()
         key = deadlines.start(loop, task)
+        failure: MaxaError | None = None
         try:
             try:
                 # Awaited, not entered: the request's context manager would be one more
@@ -235,10 +288,25 @@ class AiohttpTransport:
                     method, url, headers=headers, data=body, **self._request_options
                 )
                 try:
-                    payload = await response.read()
+                    # The usual answer, read at once: not a redirect, its length declared
+                    # and within the operation's ceiling, not compressed (aiohttp reads no
+                    # more than the declared length). Anything else is read with care.
+                    status = response.status
+                    declared = response.headers.get("Content-Length")
+                    if (
+                        declared is not None
+                        and not 300 <= status < 400
+                        and "Content-Encoding" not in response.headers
+                        # the HTTP parser already checked that it is all digits
+                        and int(declared) <= self._body_limits.get(operation, 0)
+                    ):
+                        payload = await response.read()
+                    else:
+                        payload = await self._read_with_care(response, operation)
                 finally:
                     # Back to the pool (read() already gave the connection back when the
-                    # whole body came; a body writer still running is cancelled).
+                    # whole body came; a body writer still running is cancelled). A body
+                    # refused half-read was closed first: its connection is not reused.
                     response.release()
             finally:
                 # If our deadline cancelled the task, take that cancellation back; it was
@@ -246,14 +314,71 @@ class AiohttpTransport:
                 timed_out = deadlines.end(key) and task.uncancel() <= cancelling
         except (asyncio.CancelledError, TimeoutError, aiohttp.ClientError) as exc:
             if timed_out or isinstance(exc, TimeoutError):  # ours, or aiohttp's connect
-                raise self._timed_out(operation) from None
-            if isinstance(exc, asyncio.CancelledError):
+                failure = self._timed_out(operation)
+            elif isinstance(exc, asyncio.CancelledError):
                 raise
-            raise TransportError(
-                f"connection to the gateway failed: {type(exc).__name__}: {exc}",
-                operation=operation,
-            ) from None
-        return response.status, response.headers, payload
+            else:
+                failure = TransportError(
+                    f"connection to the gateway failed: {type(exc).__name__}: {exc}",
+                    operation=operation,
+                )
+        if failure is not None:
+            # Raised here, out of the except block, so that it has no __context__:
+            # aiohttp's error may hold the request and its Authorization header.
+            raise failure
+        return status, response.headers, payload
+
+    async def _read_with_care(self, response: aiohttp.ClientResponse, operation: str) -> bytes:
+        """A body that is not the usual case: a redirect is refused, a declared length
+        past the ceiling is refused before reading, and any other body is counted after
+        decompression, chunk by chunk, and refused as soon as it passes the ceiling."""
+        status = response.status
+        if 300 <= status < 400:
+            response.close()
+            raise self._redirected(response, operation)
+        limit = self._body_limits.get(operation, self._fallback_limit)
+        declared = response.headers.get("Content-Length")
+        if declared is not None and "Content-Encoding" not in response.headers:
+            if int(declared) > limit:
+                response.close()
+                raise self._too_large(operation, limit, status, f"Content-Length {declared}")
+            return await response.read()
+        content = response.content
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                chunks.clear()
+                response.close()
+                raise self._too_large(operation, limit, status, "counted as it was read")
+            chunks.append(chunk)
+
+    @staticmethod
+    def _redirected(response: aiohttp.ClientResponse, operation: str) -> ProtocolError:
+        location = response.headers.get("Location")
+        where = f" to {quote_detail(location)!r}" if location else " (no Location)"
+        return ProtocolError(
+            f"the gateway answered with a redirect{where}; redirects are not followed "
+            "(the gateway has no reason to redirect, and a redirect would carry the "
+            "credentials or the token elsewhere)",
+            status=response.status,
+            operation=operation,
+            request_id=response.headers.get("requestId"),
+        )
+
+    @staticmethod
+    def _too_large(operation: str, limit: int, status: int, detail: str) -> ProtocolError:
+        return ProtocolError(
+            f"the answer's body is larger than the {limit:,} bytes allowed for {operation} "
+            f"({detail}); refused (raise max_response_bytes if the gateway's answers "
+            "really are this large)",
+            status=status,
+            operation=operation,
+        )
 
     @staticmethod
     def _timed_out(operation: str) -> TransportError:
