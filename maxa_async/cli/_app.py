@@ -24,7 +24,7 @@ from ..models import CodedText
 from ..snapshot import HybridValidator
 from ._demo import DemoOptions, print_demo, run_demo
 from ._errors import EXIT_CODES_HELP, ExitCode, UsageProblem, describe, exit_code_for
-from ._files import Columns, file_format, write_terms
+from ._files import DEFAULT_ENCODING, Columns, check_encoding_name, file_format, write_terms
 from ._output import Output, ensure_utf8_streams
 from ._session import connect, run_async
 from ._settings import DEFAULT_SNAPSHOT, GlobalOptions, resolve_settings
@@ -327,6 +327,19 @@ def emulator(args: tuple[str, ...]) -> int:
     return run_emulator(args)
 
 
+_FAR_FUTURE = "far future (after the year 9999)"
+
+
+def _expiry_text(expires_at: float) -> str | None:
+    """The local expiry time, or None when the gateway's expires_in is so large (1e12,
+    1e300) that no date can say it."""
+    try:
+        moment = dt.datetime.fromtimestamp(expires_at).astimezone()
+    except (OverflowError, OSError, ValueError):
+        return None
+    return moment.isoformat(timespec="seconds")
+
+
 @cli.command()
 @click.option("--show", is_flag=True, help="print the access token itself (keep it secret)")
 @global_options
@@ -342,12 +355,13 @@ def token(show: bool) -> int:
 
     async def body(client: MaxaClient, output: Output) -> int:
         granted = await client.tokens.get()
-        expires = dt.datetime.fromtimestamp(granted.expires_at).astimezone()
+        expires_at = _expiry_text(granted.expires_at)
         payload: dict[str, Any] = {
             "base_url": client.base_url,
             "token_type": granted.token_type,
             "expires_in": round(granted.lifetime),
-            "expires_at": expires.isoformat(timespec="seconds"),
+            # JSON: null past what a date can say; a table says "far future"
+            "expires_at": expires_at if expires_at or output.json_mode else _FAR_FUTURE,
             "scope": granted.scope,
         }
         payload["settings_from"] = sources
@@ -643,6 +657,21 @@ def _require_credentials_for_hybrid(options: GlobalOptions) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="stop after this many rows")
 @click.option("--restart", is_flag=True, help="overwrite --out instead of resuming")
 @click.option(
+    "--encoding",
+    default=DEFAULT_ENCODING,
+    show_default=True,
+    help="of FILE, e.g. cp1256 for a file saved by Windows in Arabic/Persian (a UTF-8 byte "
+    "order mark is accepted)",
+)
+@click.option(
+    "--escape-formulas/--no-escape-formulas",
+    default=True,
+    show_default=True,
+    help="CSV results: put a ' before a value that starts with =, +, -, @, a tab or a "
+    "carriage return, so that a spreadsheet shows it instead of running it (plain numbers "
+    "such as -5 are left as they are)",
+)
+@click.option(
     "--offline",
     is_flag=True,
     help="answer from the snapshot file only: no network, no credentials needed",
@@ -673,6 +702,8 @@ def validate(
     out_format: str | None,
     limit: int | None,
     restart: bool,
+    encoding: str,
+    escape_formulas: bool,
     offline: bool,
     hybrid: bool,
     max_age: float | None,
@@ -691,6 +722,14 @@ def validate(
     gateway is asked about codes it lacks (newer than the snapshot) and terminologies
     never pulled; the summary counts each. Results, resuming and exit codes are the same
     in every mode.
+
+    FILE is read as --encoding (UTF-8 by default): a file whose start does not decode is
+    refused before anything is written; a later row that does not decode is an error row.
+    In CSV results a value starting with =, +, -, @, a tab or a carriage return gets a
+    leading ' so that a spreadsheet shows it instead of running it as a formula (plain
+    numbers such as -5 are left alone); --no-escape-formulas writes values exactly, and
+    JSON lines results are never changed. Only one run at a time may write an --out file:
+    a second one is refused (exit 3) while the first holds its lock.
     """
     options = _options()
     output = Output(json_mode=options.json)
@@ -701,6 +740,7 @@ def validate(
     if offline and options.emulator:
         raise UsageProblem("--offline asks no gateway; drop --emulator (or use --hybrid)")
     source_format = file_format(str(file), input_format, "input file")
+    check_encoding_name(encoding)
     if out is not None and out.resolve() == file.resolve():
         raise UsageProblem("--out must not be the input file")
     if out is not None:
@@ -716,6 +756,8 @@ def validate(
         restart=restart,
         limit=limit,
         window=max(256, 16 * concurrency),
+        encoding=encoding,
+        escape_formulas=escape_formulas,
     )
 
     async def main() -> int:
@@ -772,6 +814,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # UsageProblem, MaxaError and anything unexpected: one line
         if _debug:
             traceback.print_exc()
-        sys.stderr.write(f"maxa: {describe(exc)}\n")
+        sys.stderr.write(f"maxa: {describe(exc, debug=_debug)}\n")
         return exit_code_for(exc)
     return int(result) if isinstance(result, int) else ExitCode.OK

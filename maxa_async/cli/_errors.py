@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import shlex
 import sqlite3
 
 from ..errors import (
@@ -96,14 +97,17 @@ _LABELS: tuple[tuple[type[MaxaError], str], ...] = (
 
 def no_snapshot_message(error: NoSnapshotError) -> str:
     """A terminology never pulled, in the command line's words (the library's message
-    names its Python API)."""
+    names its Python API). The id comes from the input file: the command is quoted so that
+    pasting it into a shell runs exactly that command."""
     where = f" in {error.path}" if error.path else ""
     name = error.terminology_id
-    return f"no snapshot of terminology {name!r}{where}; pull it first: maxa snapshot pull {name}"
+    command = f"maxa snapshot pull {shlex.quote(name)}"
+    return f"no snapshot of terminology {name!r}{where}; pull it first: {command}"
 
 
-def describe(error: BaseException) -> str:
-    """One line for stderr. MaxaError messages never carry secrets (the library's promise)."""
+def describe(error: BaseException, *, debug: bool = False) -> str:
+    """One line for stderr. MaxaError messages never carry secrets (the library's promise).
+    With ``debug`` the traceback was printed already: no hint to rerun with --debug."""
     if isinstance(error, UsageProblem):
         return str(error)
     if isinstance(error, NoSnapshotError):
@@ -119,4 +123,6 @@ def describe(error: BaseException) -> str:
         return f"{line}; {hint}" if hint else line
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     name = type(error).__name__
+    if debug:
+        return f"unexpected {name}: {text}"
     return f"unexpected {name}: {text} (rerun with --debug for the traceback)"

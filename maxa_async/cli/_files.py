@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
-import io
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -27,8 +28,12 @@ __all__ = [
     "InputRow",
     "ResultRow",
     "ResultWriter",
+    "check_encoding_name",
+    "check_input",
     "count_input_rows",
+    "escape_formula",
     "file_format",
+    "lock_results",
     "read_rows",
     "scan_results",
     "write_terms",
@@ -94,71 +99,230 @@ class ResultRow:
         return attrs.asdict(self)
 
 
-def _open_text(path: Path) -> IO[str]:
+#: A row (a CSV record, a JSON line) longer than this many characters is an error row; what
+#: follows is read on, never held in memory past this size.
+MAX_ROW_CHARS = 1 << 20
+
+DEFAULT_ENCODING = "utf-8"
+
+# Undecodable input bytes are read as these lone surrogates (errors="surrogateescape"):
+# a row holding one is an encoding error row, not a value that fails validation.
+_UNDECODABLE = re.compile("[\udc80-\udcff]")
+
+# How much of the input is checked before anything is written: a file that is wholly in
+# another encoding is refused at once instead of becoming a results file of error rows.
+_ENCODING_PROBE_BYTES = 64 * 1024
+
+
+def check_encoding_name(encoding: str) -> str:
+    """The codec to read input with: ``encoding``, with utf-8 accepting a byte order mark."""
     try:
-        # Undecodable bytes become U+FFFD: that row fails validation, the run goes on.
-        return path.open(encoding="utf-8-sig", errors="replace", newline="")
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        raise UsageProblem(
+            f"--encoding {encoding!r}: unknown encoding (e.g. utf-8, cp1256, utf-16)"
+        ) from None
+    return "utf-8-sig" if name == "utf-8" else name
+
+
+def _encoding_hint(encoding: str) -> str:
+    return (
+        f"not valid {encoding}; if the file was saved in another encoding, name it with "
+        "--encoding (e.g. --encoding cp1256 for Windows Arabic/Persian)"
+    )
+
+
+def _open_text(path: Path, encoding: str) -> IO[str]:
+    try:
+        return path.open(encoding=encoding, errors="surrogateescape", newline="")
     except OSError as exc:
         raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
-def read_rows(path: Path, fmt: Format, columns: Columns) -> Iterator[InputRow]:
-    """Stream the data rows of ``path``; blank lines are not rows."""
+def _undecodable(text: str) -> bool:
+    return not text.isascii() and _UNDECODABLE.search(text) is not None
+
+
+def check_input(path: Path, fmt: Format, columns: Columns, encoding: str) -> None:
+    """Refuse, before anything is written, a file whose start does not decode with
+    ``encoding`` or (CSV) whose header lacks a column."""
+    codec = check_encoding_name(encoding)
+    try:
+        with path.open("rb") as file:
+            head = file.read(_ENCODING_PROBE_BYTES)
+    except OSError as exc:
+        raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        # final=False: a character cut at the end of the probe is not an error
+        codecs.getincrementaldecoder(codec)("strict").decode(head, final=False)
+    except UnicodeDecodeError as exc:
+        line = head[: exc.start].count(b"\n") + 1
+        raise UsageProblem(
+            f"{path}: line {line}: byte 0x{head[exc.start]:02x} is {_encoding_hint(encoding)}"
+        ) from None
     if fmt == "csv":
-        return _read_csv(path, columns)
-    return _read_jsonl(path, columns)
+        with _open_text(path, codec) as file:
+            _csv_header(path, _csv_records(file), columns)
 
 
-def _read_csv(path: Path, columns: Columns) -> Iterator[InputRow]:
-    with _open_text(path) as file:
-        reader = csv.reader(file)
-        try:
-            header = next(reader, None)
-        except csv.Error as exc:
-            raise UsageProblem(f"{path}: unreadable CSV header: {exc}") from None
-        if header is None:
-            return
-        names = [name.strip() for name in header]
-        indexes: dict[str, int] = {}
-        for wanted in columns.names():
-            if wanted not in names:
-                raise UsageProblem(
-                    f"{path}: no column {wanted!r} in the header (found: {', '.join(names)}); "
-                    "name the columns with --terminology-column, --code-column, --value-column"
-                )
-            indexes[wanted] = names.index(wanted)
-        number = 0
-        last_line = reader.line_num
-        while True:
-            start = last_line + 1
-            try:
-                record = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                last_line = reader.line_num
-                number += 1
-                yield InputRow(number, start, "", "", "", f"unreadable CSV: {exc}")
+def read_rows(
+    path: Path, fmt: Format, columns: Columns, encoding: str = DEFAULT_ENCODING
+) -> Iterator[InputRow]:
+    """Stream the data rows of ``path``; blank lines are not rows."""
+    codec = check_encoding_name(encoding)
+    if fmt == "csv":
+        return _read_csv(path, columns, codec, encoding)
+    return _read_jsonl(path, columns, codec, encoding)
+
+
+@attrs.frozen
+class _Record:
+    """The lines of one CSV record as Python's csv module frames them."""
+
+    line: int  # where it starts
+    lines: list[str]  # empty when the record is longer than MAX_ROW_CHARS
+    too_long: bool = False
+    unterminated: bool = False  # the file ends inside a quoted value
+
+
+def _quoted_after(line: str, quoted: bool) -> bool:
+    """Whether a CSV record is still inside a quoted value at the end of ``line``.
+
+    The rules of Python's csv module (default dialect, not strict): a quote opens a quoted
+    value only as a field's first character; inside one, a doubled quote is a quote and the
+    next single one closes it; anywhere else a quote is an ordinary character.
+    """
+    position = 0
+    while True:
+        if quoted:
+            close = line.find('"', position)
+            if close == -1:
+                return True
+            if line.startswith('"', close + 1):
+                position = close + 2
                 continue
-            last_line = reader.line_num
-            if not any(field.strip() for field in record):
+            quoted = False
+            position = close + 1
+        elif line.startswith('"', position):  # at a field's start
+            quoted = True
+            position += 1
+            continue
+        # The rest of this field is unquoted: the next field starts after the next comma.
+        comma = line.find(",", position)
+        if comma == -1:
+            return False
+        position = comma + 1
+
+
+def _csv_records(file: IO[str]) -> Iterator[_Record]:
+    """Frame ``file`` into records, so that a quoted value spanning lines is one record
+    and a record too long to hold is skipped whole (the csv module would resume inside it)."""
+    lines: list[str] = []
+    size = 0
+    start = 0
+    quoted = False
+    too_long = False
+    for number, line in enumerate(file, start=1):
+        if not quoted:
+            if '"' not in line:  # the common case: one line, one record
+                if len(line) > MAX_ROW_CHARS:
+                    yield _Record(number, [], too_long=True)
+                else:
+                    yield _Record(number, [line])
+                continue
+            start = number
+        quoted = _quoted_after(line, quoted)
+        if not too_long:
+            size += len(line)
+            if size > MAX_ROW_CHARS:
+                too_long = True
+                lines = []
+            else:
+                lines.append(line)
+        if not quoted:
+            yield _Record(start, lines, too_long=too_long)
+            lines, size, too_long = [], 0, False
+    if quoted:
+        yield _Record(start, lines, too_long=too_long, unterminated=True)
+
+
+def _csv_header(path: Path, records: Iterator[_Record], columns: Columns) -> dict[str, int] | None:
+    """The index of each wanted column, or None for an empty file."""
+    record = next(records, None)
+    if record is None:
+        return None
+    if record.too_long or record.unterminated:
+        raise UsageProblem(f"{path}: unreadable CSV header (a quoted name never ends)")
+    try:
+        header = next(csv.reader(record.lines), [])
+    except csv.Error as exc:
+        raise UsageProblem(f"{path}: unreadable CSV header: {exc}") from None
+    names = [name.strip() for name in header]
+    indexes: dict[str, int] = {}
+    for wanted in columns.names():
+        if wanted not in names:
+            raise UsageProblem(
+                f"{path}: no column {wanted!r} in the header (found: {', '.join(names)}); "
+                "name the columns with --terminology-column, --code-column, --value-column"
+            )
+        indexes[wanted] = names.index(wanted)
+    return indexes
+
+
+def _record_problem(record: _Record, encoding: str) -> str | None:
+    if record.too_long:
+        return f"row longer than {MAX_ROW_CHARS:,} characters (a quoted value left open?)"
+    if record.unterminated:
+        return f"a quoted value that starts on line {record.line} never ends"
+    if any(_undecodable(line) for line in record.lines):
+        return _encoding_hint(encoding)
+    return None
+
+
+def _read_csv(path: Path, columns: Columns, codec: str, encoding: str) -> Iterator[InputRow]:
+    with _open_text(path, codec) as file:
+        records = _csv_records(file)
+        indexes = _csv_header(path, records, columns)
+        if indexes is None:
+            return
+        number = 0
+        for record in records:
+            problem = _record_problem(record, encoding)
+            if problem is not None:
+                number += 1
+                yield InputRow(number, record.line, "", "", "", problem)
+                continue
+            try:
+                fields = next(csv.reader(record.lines), [])
+            except csv.Error as exc:
+                number += 1
+                yield InputRow(number, record.line, "", "", "", f"unreadable CSV: {exc}")
+                continue
+            if not any(field.strip() for field in fields):
                 continue
             number += 1
-            fields = {name: record[i] if i < len(record) else None for name, i in indexes.items()}
-            absent = [name for name, value in fields.items() if value is None]
+            found = {name: fields[i] if i < len(fields) else None for name, i in indexes.items()}
+            absent = [name for name, value in found.items() if value is None]
             problem = f"missing column {absent[0]!r}" if absent else None
-            terminology, code, value = (fields[name] or "" for name in columns.names())
-            yield InputRow(number, start, terminology, code, value, problem)
+            terminology, code, value = (found[name] or "" for name in columns.names())
+            yield InputRow(number, record.line, terminology, code, value, problem)
 
 
-def _read_jsonl(path: Path, columns: Columns) -> Iterator[InputRow]:
-    with _open_text(path) as file:
+def _read_jsonl(path: Path, columns: Columns, codec: str, encoding: str) -> Iterator[InputRow]:
+    with _open_text(path, codec) as file:
         number = 0
         for line_number, raw in enumerate(file, start=1):
             text = raw.strip()
             if not text:
                 continue
             number += 1
+            if len(text) > MAX_ROW_CHARS:
+                too_long = f"line longer than {MAX_ROW_CHARS:,} characters"
+                yield InputRow(number, line_number, "", "", "", too_long)
+                continue
+            if _undecodable(text):
+                yield InputRow(number, line_number, "", "", "", _encoding_hint(encoding))
+                continue
             try:
                 data = json.loads(text)
             except ValueError as exc:
@@ -170,7 +334,7 @@ def _read_jsonl(path: Path, columns: Columns) -> Iterator[InputRow]:
                 )
                 continue
             fields: dict[str, str] = {}
-            problem = None
+            problem: str | None = None
             for name in columns.names():
                 value = data.get(name)
                 if value is None:
@@ -209,50 +373,102 @@ class ExistingResults:
 
 
 def scan_results(path: Path, fmt: Format) -> ExistingResults:
-    """Count the rows already written to ``path``, dropping a last line cut short by a kill.
+    """Count the rows already written to ``path``, dropping a last row cut short by a kill
+    (in CSV, possibly inside a quoted value that spans lines).
 
-    The file must have been written by ``maxa validate`` (same columns) or be empty.
+    The file must have been written by ``maxa validate`` (same columns) or be empty; any
+    other file is refused untouched.
     """
     try:
-        size = path.stat().st_size
+        file = path.open("rb")
     except FileNotFoundError:
         return ExistingResults(0, Counter())
     except OSError as exc:
         raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from None
-    if size == 0:
-        return ExistingResults(0, Counter())
-    _truncate_partial_line(path)
-    statuses: Counter[str] = Counter()
-    rows = 0
-    expected_row = 1
-    with path.open(encoding="utf-8", errors="replace", newline="") as file:
+    with file:
         if fmt == "csv":
-            reader = csv.reader(file)
-            header = next(reader, None)
-            if header is not None and tuple(header) != RESULT_FIELDS:
-                raise _not_results(path)
-            for record in reader:
-                if not record:
-                    continue
-                if len(record) != len(RESULT_FIELDS) or record[0] != str(expected_row):
-                    raise _not_results(path)
-                statuses[record[5]] += 1
-                rows += 1
-                expected_row += 1
+            found, whole = _scan_csv_results(path, file)
         else:
-            for raw in file:
-                if not raw.strip():
-                    continue
-                try:
-                    data = json.loads(raw)
-                except ValueError:
-                    raise _not_results(path) from None
-                if not isinstance(data, dict) or data.get("row") != expected_row:
-                    raise _not_results(path)
-                statuses[str(data.get("status"))] += 1
-                rows += 1
-                expected_row += 1
-    return ExistingResults(rows, statuses)
+            found, whole = _scan_jsonl_results(path, file)
+        size = file.seek(0, os.SEEK_END)
+    if whole < size:
+        # Half a row at the end: written by a run that was killed. A rerun writes it again.
+        with path.open("rb+") as damaged:
+            damaged.truncate(whole)
+    return found
+
+
+def _scan_csv_results(path: Path, file: IO[bytes]) -> tuple[ExistingResults, int]:
+    """The rows, and the size of the file up to the end of its last whole row."""
+    statuses: Counter[str] = Counter()
+    header: list[str] | None = None
+    expected_row = 1
+    whole = 0  # offset after the last whole record
+    offset = 0
+    lines: list[str] = []
+    quoted = False
+    for raw in file:
+        offset += len(raw)
+        line = raw.decode("utf-8", errors="replace")
+        lines.append(line)
+        quoted = _quoted_after(line, quoted)
+        if quoted or not raw.endswith(b"\n"):
+            continue  # the record goes on (or the file ends inside it)
+        try:
+            record = next(csv.reader(lines), [])
+        except csv.Error:
+            raise _not_results(path) from None
+        lines = []
+        whole = offset
+        if header is None:
+            header = record
+            if tuple(header) != RESULT_FIELDS:
+                raise _not_results(path)
+            continue
+        if not record:
+            continue
+        if len(record) != len(RESULT_FIELDS) or record[0] != str(expected_row):
+            raise _not_results(path)
+        statuses[record[5]] += 1
+        expected_row += 1
+    tail = "".join(lines).encode("utf-8", errors="replace")
+    if header is None:
+        ours = (",".join(RESULT_FIELDS) + "\n").encode()
+    else:
+        ours = f"{expected_row},".encode()
+    _check_tail(path, tail, ours)
+    return ExistingResults(expected_row - 1, statuses), whole
+
+
+def _scan_jsonl_results(path: Path, file: IO[bytes]) -> tuple[ExistingResults, int]:
+    statuses: Counter[str] = Counter()
+    expected_row = 1
+    whole = 0
+    tail = b""
+    for raw in file:
+        if not raw.endswith(b"\n"):
+            tail = raw
+            break
+        whole += len(raw)
+        if not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise _not_results(path) from None
+        if not isinstance(data, dict) or data.get("row") != expected_row:
+            raise _not_results(path)
+        statuses[str(data.get("status"))] += 1
+        expected_row += 1
+    _check_tail(path, tail, f'{{"row": {expected_row},'.encode())
+    return ExistingResults(expected_row - 1, statuses), whole
+
+
+def _check_tail(path: Path, tail: bytes, ours: bytes) -> None:
+    """A cut last row is dropped only if it starts as our next row would: never cut
+    someone else's file."""
+    if tail.strip() and not (tail.startswith(ours) or ours.startswith(tail)):
+        raise _not_results(path)
 
 
 def _not_results(path: Path) -> UsageProblem:
@@ -263,35 +479,85 @@ def _not_results(path: Path) -> UsageProblem:
     )
 
 
-def _truncate_partial_line(path: Path) -> None:
-    with path.open("rb+") as file:
-        file.seek(0, io.SEEK_END)
-        size = file.tell()
-        file.seek(max(size - 1, 0))
-        if file.read(1) == b"\n":
-            return
-        # Walk back to the last newline; everything after it is half a row.
-        position = size
-        chunk = 4096
-        while position > 0:
-            start = max(position - chunk, 0)
-            file.seek(start)
-            block = file.read(position - start)
-            newline = block.rfind(b"\n")
-            if newline != -1:
-                file.truncate(start + newline + 1)
-                return
-            position = start
-        file.truncate(0)
+@contextlib.contextmanager
+def lock_results(path: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on the results file for a whole run, so that a second run
+    on the same ``--out`` is refused at once instead of writing rows twice.
+
+    flock on the file itself: no lock file is left behind, the lock ends with the process
+    (even on SIGKILL), and the refusal needs no timeout. A file created here and left empty
+    (the run stopped before its header, e.g. on rejected credentials) is removed again.
+    Yields False where locks are not available (Windows, some network file systems).
+    """
+    existed = path.exists()
+    try:
+        handle = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise UsageProblem(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        locked = _try_lock(handle, path)
+        try:
+            yield locked
+        finally:
+            if not existed:
+                _remove_if_empty(path, handle)
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def _try_lock(handle: int, path: Path) -> bool:
+    if sys.platform == "win32":
+        return False
+    import fcntl
+
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UsageProblem(
+            f"{path} is being written by another maxa validate run (it holds a lock on the "
+            "file); wait until that run ends (rerunning then resumes), or pick another --out"
+        ) from None
+    except OSError:
+        return False
+    return True
+
+
+def _remove_if_empty(path: Path, handle: int) -> None:
+    with contextlib.suppress(OSError):
+        mine = os.fstat(handle)
+        if mine.st_size == 0 and os.path.samestat(mine, os.stat(path)):
+            os.unlink(path)
+
+
+_FORMULA_STARTS = frozenset("=+-@\t\r")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def escape_formula(text: str) -> str:
+    """``text`` with a leading ``'`` if a spreadsheet would run it as a formula (it starts
+    with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return), the usual CSV-injection
+    escape. A plain number such as ``-5`` or ``+1.5`` is left as it is: a spreadsheet reads
+    it as that number."""
+    if text and text[0] in _FORMULA_STARTS and _PLAIN_NUMBER.fullmatch(text) is None:
+        return "'" + text
+    return text
 
 
 class ResultWriter:
     """Appends result rows, flushing at least every ``flush_every`` seconds."""
 
     def __init__(
-        self, path: Path | None, fmt: Format, *, append: bool, flush_every: float = 0.5
+        self,
+        path: Path | None,
+        fmt: Format,
+        *,
+        append: bool,
+        escape_formulas: bool = True,
+        flush_every: float = 0.5,
     ) -> None:
         self._fmt = fmt
+        # Only CSV is opened by spreadsheets; JSON lines keep the values exactly.
+        self._escape = escape_formula if escape_formulas and fmt == "csv" else _unchanged
         self._flush_every = flush_every
         self._last_flush = time.monotonic()
         if path is None:
@@ -317,11 +583,11 @@ class ResultWriter:
                 (
                     result.row,
                     result.line,
-                    result.terminology,
-                    result.code,
-                    result.value,
+                    self._escape(result.terminology),
+                    self._escape(result.code),
+                    self._escape(result.value),
                     result.status,
-                    result.message,
+                    self._escape(result.message),
                 )
             )
         else:
@@ -338,6 +604,10 @@ class ResultWriter:
         self.flush()
         if self._owned:
             self._file.close()
+
+
+def _unchanged(text: str) -> str:
+    return text
 
 
 def write_terms(path: Path, fmt: Format, terms: Iterable[CodedText]) -> int:

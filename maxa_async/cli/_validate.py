@@ -23,12 +23,15 @@ from ..models import CodedText
 from ..snapshot import HybridValidator, NoSnapshotError, SnapshotStore
 from ._errors import ExitCode, no_snapshot_message
 from ._files import (
+    DEFAULT_ENCODING,
     Columns,
     Format,
     InputRow,
     ResultRow,
     ResultWriter,
+    check_input,
     count_input_rows,
+    lock_results,
     read_rows,
     scan_results,
 )
@@ -76,6 +79,8 @@ class ValidateJob:
     restart: bool
     limit: int | None
     window: int
+    encoding: str = DEFAULT_ENCODING
+    escape_formulas: bool = True  # CSV results only
 
 
 @attrs.frozen
@@ -188,6 +193,19 @@ def _result(row: InputRow, outcome: ValidationOutcome) -> ResultRow:
 
 
 async def run_validate(validator: Validator, job: ValidateJob, output: Output) -> ValidateReport:
+    check_input(job.source, job.source_format, job.columns, job.encoding)
+    if job.out is None:
+        return await _run_validate(validator, job, output)
+    with lock_results(job.out) as locked:
+        if not locked:
+            output.note(
+                f"warning: cannot lock {job.out} on this file system; "
+                "do not start a second run on the same --out"
+            )
+        return await _run_validate(validator, job, output)
+
+
+async def _run_validate(validator: Validator, job: ValidateJob, output: Output) -> ValidateReport:
     report = ValidateReport(mode=validator.mode, snapshot=validator.snapshot)
     append = False
     if job.out is not None and not job.restart:
@@ -198,7 +216,7 @@ async def run_validate(validator: Validator, job: ValidateJob, output: Output) -
         if existing.rows:
             output.note(f"resuming: {existing.rows:,} rows already in {job.out}")
 
-    rows: Iterator[InputRow] = read_rows(job.source, job.source_format, job.columns)
+    rows: Iterator[InputRow] = read_rows(job.source, job.source_format, job.columns, job.encoding)
     stop = None if job.limit is None else report.resumed_rows + job.limit
     rows = itertools.islice(rows, report.resumed_rows, stop)
     total = count_input_rows(job.source, job.source_format)
@@ -223,7 +241,9 @@ async def run_validate(validator: Validator, job: ValidateJob, output: Output) -
 
     if validator.preflight is not None:
         await validator.preflight()  # before anything is written
-    writer = ResultWriter(job.out, job.out_format, append=append)
+    writer = ResultWriter(
+        job.out, job.out_format, append=append, escape_formulas=job.escape_formulas
+    )
     started = time.monotonic()
     outcomes = validator.validate_many(items())
     try:
