@@ -8,13 +8,28 @@ from typing import Any, Literal
 
 import attrs
 
+from ._limiters import (
+    ConcurrencyCap,
+    FixedWindow,
+    LeakyBucket,
+    Quota,
+    RateLimiter,
+    SlidingCounter,
+    SlidingLog,
+    TokenBucket,
+)
+
 __all__ = [
+    "CONCURRENCY_STATUSES",
     "DEFAULT_CLIENT_ID",
     "DEFAULT_CLIENT_SECRET",
     "DEFAULT_PASSWORD",
     "DEFAULT_PID",
     "DEFAULT_USERNAME",
     "ERROR_STATUSES",
+    "RATE_HEADER_STYLES",
+    "RATE_LIMITER_SHAPES",
+    "RETRY_AFTER_FORMATS",
     "GatewayConfig",
     "KnobSpec",
 ]
@@ -33,6 +48,15 @@ ERROR_STATUSES: Mapping[int, str] = {
     504: "Backend timeout!",
     520: "Unknown error!",
 }
+
+#: ``rate_limiter`` values: the shape ``rps_limit`` is enforced with.
+RATE_LIMITER_SHAPES = ("fixed", "sliding-log", "sliding-counter", "token-bucket", "leaky-bucket")
+#: ``retry_after_format`` values.
+RETRY_AFTER_FORMATS = ("seconds", "http-date")
+#: ``rate_headers`` values: which budget headers every answer past the limiters carries.
+RATE_HEADER_STYLES = ("none", "spring", "ietf")
+#: ``concurrency_status`` values.
+CONCURRENCY_STATUSES = (429, 503)
 
 KnobKind = Literal["str", "float", "int", "bool", "statuses"]
 
@@ -131,6 +155,15 @@ def _count_reseed(inst: Any, _attr: attrs.Attribute[Any], value: int) -> int:
     return value
 
 
+def _one_of(choices: tuple[Any, ...]) -> Any:
+    def check(_inst: object, attr: attrs.Attribute[Any], value: object) -> None:
+        if value not in choices:
+            allowed = ", ".join(repr(choice) for choice in choices)
+            raise ValueError(f"{attr.name} must be one of {allowed}, got {value!r}")
+
+    return check
+
+
 def _help(text: str) -> dict[str, str]:
     return {"help": text}
 
@@ -203,12 +236,67 @@ class GatewayConfig:
         default=None,
         converter=_to_optional_float,
         validator=_at_least_one,
-        metadata=_help("at most floor(R) MAXA requests per wall-clock second, then HTTP 429"),
+        metadata=_help("the rate R of the rate limiter in MAXA requests/s (HTTP 429 beyond)"),
+    )
+    rate_limiter: str = attrs.field(
+        default="fixed",
+        validator=_one_of(RATE_LIMITER_SHAPES),
+        metadata=_help("the shape rps_limit is enforced with: " + " | ".join(RATE_LIMITER_SHAPES)),
+    )
+    rate_window: float = attrs.field(
+        default=1.0,
+        converter=_to_float,
+        validator=_positive,
+        metadata=_help("window of the window shapes in seconds (they admit R*window per window)"),
+    )
+    rate_burst: float | None = attrs.field(
+        default=None,
+        converter=_to_optional_float,
+        validator=_at_least_one,
+        metadata=_help("token-bucket capacity in requests (None: R, one second's worth)"),
+    )
+    concurrency_limit: int | None = attrs.field(
+        default=None,
+        converter=_to_optional_int,
+        validator=_at_least_one,
+        metadata=_help("at most N MAXA requests in flight; the N+1st is refused"),
+    )
+    concurrency_status: int = attrs.field(
+        default=429,
+        converter=_to_int,
+        validator=_one_of(CONCURRENCY_STATUSES),
+        metadata=_help("the status of a concurrency refusal: 429 or 503"),
+    )
+    quota: int | None = attrs.field(
+        default=None,
+        converter=_to_optional_int,
+        validator=_at_least_one,
+        metadata=_help("MAXA requests admitted per quota_period, then HTTP 429 to its end"),
+    )
+    quota_period: float = attrs.field(
+        default=86400.0,
+        converter=_to_float,
+        validator=_positive,
+        metadata=_help("the quota's period in seconds, from the first request"),
     )
     retry_after: bool = attrs.field(
         default=True,
         converter=_to_bool,
         metadata=_help("send Retry-After with rate-limit 429s"),
+    )
+    retry_after_format: str = attrs.field(
+        default="seconds",
+        validator=_one_of(RETRY_AFTER_FORMATS),
+        metadata=_help(
+            "Retry-After as whole seconds rounded up, or an HTTP-date: seconds | http-date"
+        ),
+    )
+    rate_headers: str = attrs.field(
+        default="none",
+        validator=_one_of(RATE_HEADER_STYLES),
+        metadata=_help(
+            "budget headers on answers past the limiters: " + " | ".join(RATE_HEADER_STYLES)
+        ),
     )
     permanent_429: bool = attrs.field(
         default=False,
@@ -304,6 +392,38 @@ class GatewayConfig:
             )
         return tuple(specs)
 
+    # -- the limiters these knobs describe --------------------------------------------------------
+
+    def make_rate_limiter(self) -> RateLimiter | None:
+        """A fresh limiter of ``rate_limiter``'s shape at ``rps_limit`` (None without one).
+
+        Window shapes admit ``max(1, floor(R * rate_window))`` per window; the token
+        bucket holds ``rate_burst`` (default R); the leaky bucket spaces by ``1/R``.
+        A benchmark can ask it for ``capacity(start, end)``.
+        """
+        rate = self.rps_limit
+        if rate is None:
+            return None
+        if self.rate_limiter == "token-bucket":
+            return TokenBucket(rate, rate if self.rate_burst is None else self.rate_burst)
+        if self.rate_limiter == "leaky-bucket":
+            return LeakyBucket(rate)
+        # The guard absorbs products such as 0.29 * 100 landing a hair below 29.
+        per_window = max(1, math.floor(rate * self.rate_window + 1e-9))
+        if self.rate_limiter == "sliding-log":
+            return SlidingLog(per_window, self.rate_window)
+        if self.rate_limiter == "sliding-counter":
+            return SlidingCounter(per_window, self.rate_window)
+        return FixedWindow(per_window, self.rate_window)
+
+    def make_concurrency_cap(self) -> RateLimiter | None:
+        """A fresh cap of ``concurrency_limit`` requests in flight (None without one)."""
+        return None if self.concurrency_limit is None else ConcurrencyCap(self.concurrency_limit)
+
+    def make_quota(self) -> RateLimiter | None:
+        """A fresh ``quota`` per ``quota_period`` (None without one)."""
+        return None if self.quota is None else Quota(self.quota, self.quota_period)
+
     def as_dict(self) -> dict[str, Any]:
         """The knobs as plain JSON-able values."""
         result = {name: getattr(self, name) for name in self.knob_names()}
@@ -348,7 +468,16 @@ _KINDS: dict[str, tuple[KnobKind, bool]] = {
     "reuse_access_token": ("bool", False),
     "revoke_every": ("int", True),
     "rps_limit": ("float", True),
+    "rate_limiter": ("str", False),
+    "rate_window": ("float", False),
+    "rate_burst": ("float", True),
+    "concurrency_limit": ("int", True),
+    "concurrency_status": ("int", False),
+    "quota": ("int", True),
+    "quota_period": ("float", False),
     "retry_after": ("bool", False),
+    "retry_after_format": ("str", False),
+    "rate_headers": ("str", False),
     "permanent_429": ("bool", False),
     "blocked_ip": ("bool", False),
     "error_rate": ("float", False),

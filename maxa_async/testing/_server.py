@@ -21,6 +21,7 @@ from . import _wire as wire
 from ._config import GatewayConfig
 from ._data import GatewayData, Term, _Terminology, _Version
 from ._jalali import BadFromDate, parse_from_date
+from ._limiting import Decision, Limiting, Slot
 from ._stats import GatewayStats
 
 if TYPE_CHECKING:
@@ -104,8 +105,7 @@ class FakeGateway:
         self._access: dict[str, _AccessToken] = {}
         self._refresh: dict[str, _RefreshToken] = {}
         self._user_token: dict[str, str] = {}
-        self._window = -1
-        self._window_count = 0
+        self._limiting = Limiting()
         self._served_since_revocation = 0
         self._runner: web.AppRunner | None = None
         self._base_url: str | None = None
@@ -278,16 +278,20 @@ class FakeGateway:
         stats.in_flight += 1
         if stats.in_flight > stats.peak_in_flight:
             stats.peak_in_flight = stats.in_flight
+        # The concurrency cap counts a request from its arrival (latency included) to its
+        # answer; one that finds no place is refused at the limiters' turn below.
+        slot = self._limiting.arrive(self.config)
         try:
-            return await self._answer_operation(request, method, answer)
+            return await self._answer_operation(request, method, answer, slot)
         except asyncio.CancelledError:
             stats.client_closed += 1
             raise
         finally:
             stats.in_flight -= 1
+            self._limiting.leave(slot)
 
     async def _answer_operation(
-        self, request: web.Request, method: str, answer: Answer
+        self, request: web.Request, method: str, answer: Answer, slot: Slot | None
     ) -> web.StreamResponse:
         cfg = self.config
         if cfg.blocked_ip:
@@ -314,10 +318,18 @@ class FakeGateway:
         if cfg.permanent_429:
             self.stats.rate_limited += 1
             return self._reply(429, wire.RATE_LIMITED)
-        if cfg.rps_limit is not None:
-            limited = self._rate_limit(int(cfg.rps_limit))
-            if limited is not None:
-                return limited
+        decision = self._limiting.check(cfg, slot)
+        if decision.refused is not None:
+            return self._refuse(decision.refused, decision)
+        response = self._serve(request, raw_body, method, answer)
+        response.headers.extend(decision.headers)
+        return response
+
+    def _serve(
+        self, request: web.Request, raw_body: bytes, method: str, answer: Answer
+    ) -> web.Response:
+        """A request past every limiter: random errors, then the request itself."""
+        cfg = self.config
         if cfg.error_rate and self._random().random() < cfg.error_rate:
             code = self._random().choice(cfg.error_statuses)
             return self._reply(code, wire.gateway_error(code))
@@ -353,19 +365,11 @@ class FakeGateway:
             return False
         return True
 
-    def _rate_limit(self, limit: int) -> web.Response | None:
-        now = time.time()
-        window = int(now)
-        if window != self._window:
-            self._window = window
-            self._window_count = 0
-        if self._window_count < limit:
-            self._window_count += 1
-            return None
+    def _refuse(self, status: int, decision: Decision) -> web.Response:
         self.stats.rate_limited += 1
-        response = self._reply(429, wire.RATE_LIMITED)
-        if self.config.retry_after:
-            response.headers["Retry-After"] = str(max(1, math.ceil(window + 1 - now)))
+        body = wire.RATE_LIMITED if status == 429 else wire.gateway_error(status)
+        response = self._reply(status, body)
+        response.headers.extend(decision.headers)
         return response
 
     def _drop(self, request: web.Request) -> web.Response:

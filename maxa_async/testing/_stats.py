@@ -38,7 +38,8 @@ class GatewayStats:
     responses_by_status: dict[int, int] = attrs.field(factory=dict)
     #: Answers with outer 200 and inner 404 (not found, or an empty list).
     not_found: int = 0
-    #: HTTP 429s sent (rate limit and permanent mode).
+    #: Refusals by a limiter (rate, quota, concurrency cap, whatever status it answers
+    #: with) and ``permanent_429`` answers.
     rate_limited: int = 0
     #: Times every access token was revoked at once (``revoke_every``, ``revoke_all_tokens``).
     revocations: int = 0

@@ -1,0 +1,184 @@
+"""The fake gateway's limiting stage: limiters built from the knobs, and what they announce.
+
+Kept apart from the aiohttp handlers so the decisions and header spellings can be read
+(and tested) on their own: this module knows the knobs and the limiters, not HTTP.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import time
+from collections.abc import Callable
+
+import attrs
+
+from ._config import GatewayConfig
+from ._limiters import ConcurrencyCap, RateLimiter, Verdict
+
+__all__ = ["Decision", "Limiting", "Slot", "budget_headers", "retry_after_value"]
+
+Headers = tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class Slot:
+    """A request's place under the concurrency cap, taken when it arrives."""
+
+    admitted: bool
+    epoch: int
+
+
+@attrs.frozen
+class Decision:
+    """What the limiters made of one request: ``refused`` is the status to answer with
+    (None: it passes); ``headers`` go on the answer either way."""
+
+    refused: int | None
+    headers: Headers
+
+
+@attrs.frozen
+class _Budget:
+    policy: str
+    verdict: Verdict
+    replenish_rate: float
+
+
+class Limiting:
+    """The concurrency cap, the rate limiter and the quota of one gateway.
+
+    Each is built from the knobs on first use and built afresh (empty, full budget)
+    on the first request after one of its knobs changes, so assigning ``rps_limit``
+    mid-run takes effect at once. All of them read one clock, the wall clock by
+    default, so fixed windows line up with wall-clock seconds and minutes.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self._rate: RateLimiter | None = None
+        self._rate_key: tuple[object, ...] | None = None
+        self._quota: RateLimiter | None = None
+        self._quota_key: tuple[object, ...] | None = None
+        self._cap: ConcurrencyCap | None = None
+        self._cap_key: tuple[object, ...] | None = None
+        # Bumped whenever the cap goes away, so requests admitted before that do not
+        # free places in a cap built later.
+        self._cap_epoch = 0
+
+    # -- concurrency: a place is held from arrival to the answer ------------------------------
+
+    def arrive(self, config: GatewayConfig) -> Slot | None:
+        """Take a place under the concurrency cap (None: there is no cap)."""
+        cap = self._current_cap(config)
+        if cap is None:
+            return None
+        return Slot(cap.admit(self.clock()).admitted, self._cap_epoch)
+
+    def leave(self, slot: Slot | None) -> None:
+        """The request holding ``slot`` was answered (or abandoned)."""
+        if slot is None or not slot.admitted or slot.epoch != self._cap_epoch:
+            return
+        if self._cap is not None:
+            self._cap.finished(self.clock())
+
+    def _current_cap(self, config: GatewayConfig) -> ConcurrencyCap | None:
+        key = (config, config.concurrency_limit)
+        if key == self._cap_key:
+            return self._cap
+        old, self._cap_key = self._cap, key
+        if config.concurrency_limit is None:
+            self._cap = None
+            self._cap_epoch += 1
+            return None
+        self._cap = ConcurrencyCap(config.concurrency_limit)
+        if old is not None:
+            # The requests in flight still hold their places under a changed limit.
+            self._cap.in_flight = old.in_flight
+        return self._cap
+
+    # -- the budget limiters -------------------------------------------------------------------
+
+    def check(self, config: GatewayConfig, slot: Slot | None) -> Decision:
+        """Decide on one request: the cap (decided at arrival), then the rate, then the quota."""
+        if slot is not None and not slot.admitted:
+            return Decision(config.concurrency_status, ())
+        now = self.clock()
+        budgets: list[_Budget] = []
+        for policy, limiter, replenish in self._budget_limiters(config):
+            verdict = limiter.admit(now)
+            budgets.append(_Budget(policy, verdict, replenish))
+            if not verdict.admitted:
+                headers = budget_headers(config.rate_headers, budgets)
+                if config.retry_after and verdict.retry_after is not None:
+                    value = retry_after_value(verdict.retry_after, config.retry_after_format, now)
+                    headers = (("Retry-After", value), *headers)
+                return Decision(429, headers)
+        return Decision(None, budget_headers(config.rate_headers, budgets))
+
+    def _budget_limiters(self, config: GatewayConfig) -> list[tuple[str, RateLimiter, float]]:
+        limiters = []
+        rate_key = (
+            config,
+            config.rate_limiter,
+            config.rps_limit,
+            config.rate_window,
+            config.rate_burst,
+        )
+        if rate_key != self._rate_key:
+            self._rate_key, self._rate = rate_key, config.make_rate_limiter()
+        if self._rate is not None and config.rps_limit is not None:
+            limiters.append(("rate", self._rate, config.rps_limit))
+        quota_key = (config, config.quota, config.quota_period)
+        if quota_key != self._quota_key:
+            self._quota_key, self._quota = quota_key, config.make_quota()
+        if self._quota is not None and config.quota is not None:
+            limiters.append(("quota", self._quota, config.quota / config.quota_period))
+        return limiters
+
+
+# -- what goes on the wire ---------------------------------------------------------------------
+
+
+def retry_after_value(seconds: float, style: str, now: float) -> str:
+    """``Retry-After`` for a wait of ``seconds`` (RFC 9110 §10.2.3): whole seconds rounded
+    up and at least 1 (a header cannot say "1 ms"), or the IMF-fixdate of that moment."""
+    whole = max(1, math.ceil(round(seconds, 6)))
+    if style == "http-date":
+        moment = max(math.ceil(round(now + seconds, 6)), math.floor(now) + 1)
+        return email.utils.formatdate(moment, usegmt=True)
+    return str(whole)
+
+
+def budget_headers(style: str, budgets: list[_Budget]) -> Headers:
+    """The budget as Spring Cloud Gateway or the IETF httpapi draft spell it."""
+    if not budgets or style == "none":
+        return ()
+    if style == "spring":
+        # Spring has one bucket: the first limiter consulted (the rate limiter, if any).
+        first = budgets[0]
+        return (
+            ("X-RateLimit-Remaining", str(first.verdict.remaining)),
+            ("X-RateLimit-Replenish-Rate", _number(first.replenish_rate)),
+            ("X-RateLimit-Burst-Capacity", str(first.verdict.limit)),
+            ("X-RateLimit-Requested-Tokens", "1"),
+        )
+    policy_names = {"rate": "default", "quota": "quota"}
+    policies = ", ".join(
+        f'"{policy_names[b.policy]}";q={b.verdict.limit};w={_number(b.verdict.window)}'
+        for b in budgets
+    )
+    states = ", ".join(
+        f'"{policy_names[b.policy]}";r={b.verdict.remaining};'
+        f"t={max(0, math.ceil(round(b.verdict.reset, 6)))}"
+        for b in budgets
+    )
+    return (("RateLimit-Policy", policies), ("RateLimit", states))
+
+
+def _number(value: float) -> str:
+    """An integer where the value is one, else a decimal of at most three places
+    (a Structured Fields decimal); never rounded down to zero."""
+    if value == math.floor(value):
+        return str(int(value))
+    return f"{max(value, 0.001):.3f}".rstrip("0").rstrip(".")
