@@ -785,6 +785,10 @@ def validate(
     return run_async(main)
 
 
+from ._serve import serve as _serve_command  # noqa: E402 (it uses the options above)
+
+cli.add_command(_serve_command)
+
 # ---------------------------------------------------------------------------- entry point
 
 
