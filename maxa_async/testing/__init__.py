@@ -46,8 +46,8 @@ Behaviour (where the guide is silent, the choice is marked *fake*):
 - Operations at ``/api/client/apim/v1/maksaservice/gwmaksa/<Operation>``;
   Terminology is GET with a JSON body, the others POST. Checks, in order:
   ``blocked_ip`` (403), latency, drop, HTML page, bearer token and ``pid``
-  header, ``revoke_every``, ``permanent_429``, ``rps_limit``, ``error_rate``,
-  then the request itself.
+  header, ``revoke_every``, ``permanent_429``, the limiters (concurrency cap,
+  rate limiter, quota, in that order), ``error_rate``, then the request itself.
 - A missing, unknown, expired or revoked bearer token, and a missing or wrong
   ``pid`` header (*fake*), answer HTTP 401 ``{"status": 0, "code": 401, "msg": "",
   "violations": []}``.
@@ -72,10 +72,46 @@ Behaviour (where the guide is silent, the choice is marked *fake*):
   SearchTerminology returns the latest version's terms created at or after
   ``FromDate`` (Tehran time), sorted by code; CtsTerminologies the
   terminologies created at or after it.
-- Rate limit: fixed one-second wall-clock windows; beyond ``floor(rps_limit)``
-  requests, HTTP 429 ``"Too many requests or Access denied!"`` with
-  ``Retry-After`` (seconds to the window's end, at least 1) unless
-  ``retry_after=False``. ``permanent_429`` answers the same without Retry-After.
+- Rate limit (*fake*: DITAS documents none, so the shapes real gateways use are
+  all on offer): ``rps_limit`` is the rate R and ``rate_limiter`` its shape.
+  ``"fixed"`` (default): windows of ``rate_window`` seconds (default 1) aligned
+  to the wall clock, ``max(1, floor(R * rate_window))`` requests each;
+  ``"sliding-log"``: that many in any trailing ``rate_window``;
+  ``"sliding-counter"``: Kong's and Cloudflare's estimate (the previous aligned
+  window's count weighted by its part still inside the trailing window, plus
+  the current count, this request included, at most the limit);
+  ``"token-bucket"``: ``rate_burst`` tokens (default R) refilled at R/s, one per
+  request (Spring, Envoy, AWS); ``"leaky-bucket"``: a request passes only
+  ``1/R`` s or more after the last one that passed (nginx ``limit_req`` without
+  ``burst``). Beyond it: HTTP 429 ``"Too many requests or Access denied!"``
+  with ``Retry-After`` (the exact wait rounded up to whole seconds, at least 1;
+  an IMF-fixdate of that moment with ``retry_after_format="http-date"``)
+  unless ``retry_after=False``.
+- ``quota`` requests per ``quota_period`` seconds (default a day), the period
+  starting at the first request: then 429 with ``Retry-After`` to the period's
+  end. ``concurrency_limit``: a request holds a place from its arrival
+  (latency included) to its answer; one that finds all taken is answered
+  ``concurrency_status`` (429 or 503, no Retry-After) at the limiters' turn.
+  Requests refused before the limiters (401, ``permanent_429`` ...) spend no
+  budget; one refused by the rate limiter spends no quota. Changing a
+  limiter's knob builds it afresh on the next request (a new budget; a new
+  concurrency limit keeps counting the requests in flight).
+- ``rate_headers="spring"`` puts ``X-RateLimit-Remaining``,
+  ``X-RateLimit-Replenish-Rate`` (R), ``X-RateLimit-Burst-Capacity`` (the
+  limiter's quota per window, a bucket's burst) and
+  ``X-RateLimit-Requested-Tokens: 1`` on every answer that reached the
+  limiters, admitted or refused, describing the one that refused, else the
+  rate limiter (the quota without one);
+  ``rate_headers="ietf"`` puts the IETF httpapi draft's ``RateLimit-Policy:
+  "default";q=<limit>;w=<window s>`` and ``RateLimit: "default";r=<remaining>;
+  t=<s to a whole budget, rounded up>`` there, with a ``"quota"`` item after
+  the rate's when a quota is set (``w`` is a decimal for a bucket shorter than
+  a second). ``permanent_429`` answers 429 without Retry-After or budget
+  headers. ``stats.rate_limited`` counts every refusal by a limiter and by
+  ``permanent_429``. The shapes are pure classes (``FixedWindow`` ...
+  ``Quota``, see :class:`RateLimiter`), and ``config.make_rate_limiter()``
+  gives a fresh one of the knobs' shape: its ``capacity(start, end)`` is the
+  most a client could have had over a run.
 - A client that hangs up mid-request ends its handling (as nginx's 499 does):
   counted in ``stats.client_closed``, no longer ``in_flight``.
 - Other paths: HTTP 404 ``{"status": {"statusCode": 404, "message": "Not Found!"}}``.
@@ -89,21 +125,37 @@ with a creation date. Load your own with ``GatewayData.from_file("terms.csv")``.
 
 from ._cli import build_arg_parser, config_from_args, data_from_args, run_from_args, serve
 from ._config import (
+    CONCURRENCY_STATUSES,
     DEFAULT_CLIENT_ID,
     DEFAULT_CLIENT_SECRET,
     DEFAULT_PASSWORD,
     DEFAULT_PID,
     DEFAULT_USERNAME,
     ERROR_STATUSES,
+    RATE_HEADER_STYLES,
+    RATE_LIMITER_SHAPES,
+    RETRY_AFTER_FORMATS,
     GatewayConfig,
     KnobSpec,
 )
 from ._data import CONTACT_TYPES, CTS_TERMINOLOGIES, RELIGIONS, GatewayData, Term
+from ._limiters import (
+    ConcurrencyCap,
+    FixedWindow,
+    LeakyBucket,
+    Quota,
+    RateLimiter,
+    SlidingCounter,
+    SlidingLog,
+    TokenBucket,
+    Verdict,
+)
 from ._server import OPERATIONS, FakeGateway
 from ._stats import GatewayStats
 from ._wire import OPERATIONS_PREFIX
 
 __all__ = [
+    "CONCURRENCY_STATUSES",
     "CONTACT_TYPES",
     "CTS_TERMINOLOGIES",
     "DEFAULT_CLIENT_ID",
@@ -114,13 +166,25 @@ __all__ = [
     "ERROR_STATUSES",
     "OPERATIONS",
     "OPERATIONS_PREFIX",
+    "RATE_HEADER_STYLES",
+    "RATE_LIMITER_SHAPES",
     "RELIGIONS",
+    "RETRY_AFTER_FORMATS",
+    "ConcurrencyCap",
     "FakeGateway",
+    "FixedWindow",
     "GatewayConfig",
     "GatewayData",
     "GatewayStats",
     "KnobSpec",
+    "LeakyBucket",
+    "Quota",
+    "RateLimiter",
+    "SlidingCounter",
+    "SlidingLog",
     "Term",
+    "TokenBucket",
+    "Verdict",
     "build_arg_parser",
     "config_from_args",
     "data_from_args",

@@ -155,12 +155,13 @@ def budget_headers(style: str, budgets: list[_Budget]) -> Headers:
     if not budgets or style == "none":
         return ()
     if style == "spring":
-        # Spring has one bucket: the first limiter consulted (the rate limiter, if any).
-        first = budgets[0]
+        # Spring has one bucket to describe: the limiter that refused, else the first
+        # one consulted (the rate limiter, if any).
+        shown = budgets[-1] if not budgets[-1].verdict.admitted else budgets[0]
         return (
-            ("X-RateLimit-Remaining", str(first.verdict.remaining)),
-            ("X-RateLimit-Replenish-Rate", _number(first.replenish_rate)),
-            ("X-RateLimit-Burst-Capacity", str(first.verdict.limit)),
+            ("X-RateLimit-Remaining", str(shown.verdict.remaining)),
+            ("X-RateLimit-Replenish-Rate", _number(shown.replenish_rate)),
+            ("X-RateLimit-Burst-Capacity", str(shown.verdict.limit)),
             ("X-RateLimit-Requested-Tokens", "1"),
         )
     policy_names = {"rate": "default", "quota": "quota"}
