@@ -72,6 +72,7 @@ from redis.backoff import NoBackoff
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError
 
+from .auth import token_problem
 from .errors import InvalidInputError, RateLimitedError
 from .models import Credentials, Token
 
@@ -388,20 +389,45 @@ def _encode(token: Token) -> str:
     ).decode()
 
 
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    raise TypeError("not a string")
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None else _text(value)
+
+
+def _seconds(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError("not a number")
+    return float(value)
+
+
 def _decode(raw: str) -> Token | None:
+    """The stored token, checked as a token from the gateway is (anything may have written
+    the key); None, with a warning, if it cannot be used: the caller then grants anew."""
     try:
         data = orjson.loads(raw)
-        return Token(
-            access_token=str(data["access_token"]),
-            refresh_token=None if data["refresh_token"] is None else str(data["refresh_token"]),
-            token_type=str(data["token_type"]),
-            scope=None if data["scope"] is None else str(data["scope"]),
-            expires_at=float(data["expires_at"]),
-            lifetime=float(data["lifetime"]),
+        if not isinstance(data, dict):
+            raise TypeError("not an object")
+        token = Token(
+            access_token=_text(data["access_token"]),
+            refresh_token=_optional_text(data["refresh_token"]),
+            token_type=_text(data["token_type"]),
+            scope=_optional_text(data["scope"]),
+            expires_at=_seconds(data["expires_at"]),
+            lifetime=_seconds(data["lifetime"]),
         )
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
         log.warning("the fleet's stored token is unreadable; ignoring it")
         return None
+    problem = token_problem(token)
+    if problem is not None:
+        log.warning("the fleet's stored token is unusable (%s); ignoring it", problem)
+        return None
+    return token
 
 
 class RedisTokenStore:
@@ -420,6 +446,7 @@ class RedisTokenStore:
         self._token_key = fleet.key("token")
         self._lease_key = fleet.key("lease")
         self._mirror: Token | None = None
+        self._refused = b""  # the digest of the last stored value found unusable
         self.lease_waits = 0  # refreshes that waited for another process's lease
         self.lease_takeovers = 0  # leases taken after a wait that brought no new token
         self.tokens_from_fleet = 0  # waits ended by another process's new token
@@ -429,7 +456,13 @@ class RedisTokenStore:
             raw = await self.fleet.run(lambda c: c.client.get(self._token_key))
         except _Unavailable:
             return self._mirror
-        token = None if raw is None else _decode(str(raw))
+        token = None
+        if raw is not None:
+            digest = hashlib.sha256(str(raw).encode()).digest()
+            if digest != self._refused:  # an unusable token is warned about once
+                token = _decode(str(raw))
+                if token is None:
+                    self._refused = digest
         self._mirror = token
         return token
 

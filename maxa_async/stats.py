@@ -32,12 +32,18 @@ class ClientStats:
         self.password_grants = 0
         self.refresh_grants = 0
         self.failed_grants = 0
+        self.grant_failure_episodes = 0  # runs of failed grants (each logged once, WARNING)
+        self.grants_skipped = 0  # grants not sent while paused after failures
+        self.rejected_fresh_tokens = 0  # new tokens answered 401 before any other answer
         self.coalesced = 0  # calls answered by another call's request
         self.cache_hits = 0
         self.retry_budget_exhausted = 0
         self.queue_wait_total = 0.0  # seconds spent waiting for a slot, summed
         #: Fleet mode: a callable returning the fleet's own counters (degraded, ...).
         self.fleet: Callable[[], dict[str, Any]] | None = None
+        #: The token manager's grant guard, as a callable returning its state (failures in
+        #: a row, paused, retry_at on the wall clock, grants in the last minute).
+        self.grants: Callable[[], dict[str, Any]] | None = None
         #: The client's limiter, as a callable returning its state (limit, pace, ...).
         self.limiter: Callable[[], dict[str, Any]] | None = None
         self._latencies: collections.deque[float] = collections.deque(maxlen=_LATENCY_WINDOW)
@@ -89,12 +95,17 @@ class ClientStats:
             "password_grants": self.password_grants,
             "refresh_grants": self.refresh_grants,
             "failed_grants": self.failed_grants,
+            "grant_failure_episodes": self.grant_failure_episodes,
+            "grants_skipped": self.grants_skipped,
+            "rejected_fresh_tokens": self.rejected_fresh_tokens,
             "coalesced": self.coalesced,
             "cache_hits": self.cache_hits,
             "retry_budget_exhausted": self.retry_budget_exhausted,
             "queue_wait_total": round(self.queue_wait_total, 6),
             "latency": self.latency_percentiles(),
         }
+        if self.grants is not None:
+            result["grants"] = self.grants()
         if self.limiter is not None:
             result["limiter"] = self.limiter()
         if self.fleet is not None:

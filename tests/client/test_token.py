@@ -116,13 +116,20 @@ async def test_bad_password_fails_fast_for_every_waiter(gateway):
     assert "wrong" not in str(results[0]) and "wrong" not in repr(results[0])
 
 
-async def test_next_call_after_auth_failure_tries_again(gateway):
+async def test_next_call_after_auth_failure_waits_for_the_pause_then_tries_again(gateway):
+    # A rejected grant is remembered for a while: a grant per call risks a lockout.
     creds = attrs.evolve(gateway.credentials, password="wrong")
     async with maxa.MaxaClient(creds, base_url=gateway.base_url) as client:
+        frozen = time.time()
+        client.tokens.clock = lambda: frozen
         for _ in range(3):
             with pytest.raises(maxa.AuthenticationError):
                 await client.terminology(*RELIGION)
-    assert gateway.stats.token_requests == 3
+        assert gateway.stats.token_requests == 1
+        client.tokens.retry_now()
+        with pytest.raises(maxa.AuthenticationError):
+            await client.terminology(*RELIGION)
+    assert gateway.stats.token_requests == 2
 
 
 async def test_cancelled_caller_does_not_abort_shared_grant(make_client, gateway: FakeGateway):

@@ -141,6 +141,12 @@ async def _credentials_withdrawn(ctx: Ctx) -> None:
     ctx.gw.revoke_all_tokens()
 
 
+async def _credentials_restored(ctx: Ctx) -> None:
+    ctx.gw.config.password = "maxa-test-password"
+    # The client remembers a rejected grant for a while (no grant per call); end the pause.
+    ctx.client.tokens.retry_now()
+
+
 @attrs.frozen
 class Fault:
     id: str
@@ -221,7 +227,7 @@ FAULTS: tuple[Fault, ...] = (
         "refresh and password grants both rejected",
         "fake: refresh_token_ttl=0.2, password changed, revoke_all_tokens()",
         _credentials_withdrawn,
-        _knobs(password="maxa-test-password"),
+        _credentials_restored,
         error=maxa.AuthenticationError,
         status=400,
         sends=1,
