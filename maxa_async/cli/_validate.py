@@ -181,6 +181,16 @@ def _result(row: InputRow, outcome: ValidationOutcome) -> ResultRow:
         status, message = "valid", ""
     else:
         status, message = "invalid", _INVALID_MESSAGE
+    if status == "error":
+        # It may echo what no encoder takes (a lone surrogate from a JSON "\ud800"
+        # escape): written backslash-escaped, so that the row is written and the run goes
+        # on. Valid and invalid rows passed the checks: nothing to escape there.
+        row = attrs.evolve(
+            row,
+            terminology=_writable(row.terminology),
+            code=_writable(row.code),
+            value=_writable(row.value),
+        )
     return ResultRow(
         row=row.row,
         line=row.line,
@@ -190,6 +200,11 @@ def _result(row: InputRow, outcome: ValidationOutcome) -> ResultRow:
         status=status,  # type: ignore[arg-type]
         message=message,
     )
+
+
+def _writable(text: str) -> str:
+    """``text`` with what UTF-8 cannot encode (lone surrogates) backslash-escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 async def run_validate(validator: Validator, job: ValidateJob, output: Output) -> ValidateReport:
