@@ -19,6 +19,7 @@ import attrs
 from .envelope import header, loads, parse_retry_after
 from .errors import (
     AuthenticationError,
+    InvalidInputError,
     MaxaError,
     ProtocolError,
     error_for_status,
@@ -56,12 +57,29 @@ class TokenRequest:
         return f"TokenRequest(grant_type={self.grant_type!r}, path={self.path!r})"
 
 
+def _utf8(value: str, field: str) -> bytes:
+    """``value`` as UTF-8, or InvalidInputError naming the field (never the value: it
+    may be a secret) if it holds a lone surrogate, which no encoder takes."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError(
+            field, "has a character that cannot be sent (a lone surrogate)"
+        ) from None
+
+
 def _basic(credentials: Credentials) -> str:
-    raw = f"{credentials.client_id}:{credentials.client_secret}".encode()
+    raw = (
+        _utf8(credentials.client_id, "client_id")
+        + b":"
+        + _utf8(credentials.client_secret, "client_secret")
+    )
     return "Basic " + base64.b64encode(raw).decode("ascii")
 
 
 def _grant(credentials: Credentials, grant_type: str, form: dict[str, str]) -> TokenRequest:
+    for field, value in form.items():
+        _utf8(value, field)  # urlencode would raise UnicodeEncodeError instead
     return TokenRequest(
         grant_type=grant_type,
         method="POST",
@@ -168,6 +186,10 @@ def parse_token_response(
             raise ValueError("access_token has characters that cannot go in a header")
         if refresh_token is not None and not isinstance(refresh_token, str):
             raise ValueError("refresh_token is not a string")
+        if refresh_token and any(not " " <= ch <= "~" for ch in refresh_token):
+            # it goes back in a refresh grant's form (RFC 6749 A.17: visible ASCII); a
+            # lone surrogate there could not even be encoded
+            raise ValueError("refresh_token has characters outside visible ASCII")
         if not isinstance(token_type, str):
             raise ValueError("token_type is not a string")
         if token_type.lower() != "bearer":
