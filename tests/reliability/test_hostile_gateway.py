@@ -534,6 +534,49 @@ async def test_a_hostile_body_is_refused_with_flat_memory_in_time(
     assert hostile_sends == 1  # a refused body is not retried
 
 
+@pytest.mark.parametrize("gzipped", [False, True])
+async def test_a_body_that_trickles_in_times_out_with_the_attempt(gzipped: bool) -> None:
+    """Under the ceiling but never ending: the attempt's time limit covers the whole
+    read, compressed or not."""
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        compressor = zlib.compressobj(wbits=31)
+
+        def pieces() -> Iterator[bytes]:
+            yield b'{"result":'
+            while True:
+                yield b" "
+
+        def encode(piece: bytes) -> bytes:
+            return compressor.compress(piece) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+        headers = {"Content-Encoding": "gzip"} if gzipped else {}
+        response = web.StreamResponse(headers=headers)
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        try:
+            for piece in pieces():
+                await response.write(encode(piece) if gzipped else piece)
+                await asyncio.sleep(0.05)
+        except ConnectionError:
+            pass
+        return response
+
+    limit = 1.0
+    async with _servers() as (gateway, _):
+        gateway.operation = trickle
+        policy = maxa.RetryPolicy(attempts=1, backoff=False, deadline=30.0)
+        timeout = maxa.Timeout(request=limit, connect=1.0)
+        async with _client(gateway, retry=policy, timeout=timeout) as client:
+            await client.tokens.get()
+            started = time.monotonic()
+            with pytest.raises(TransportError, match="did not answer in time"):
+                await client.terminology("thritaEHR.Religion", "1")
+            elapsed = time.monotonic() - started
+    assert limit <= elapsed < limit + SLACK
+    assert gateway.counts[TERMINOLOGY_PATH] == 1
+
+
 async def test_an_oversized_token_answer_is_refused_once() -> None:
     async with _servers() as (gateway, _):
 
