@@ -456,6 +456,8 @@ class RedisTokenStore:
             raw = await self.fleet.run(lambda c: c.client.get(self._token_key))
         except _Unavailable:
             return self._mirror
+        except UnicodeDecodeError:
+            raw = ""  # bytes that are not UTF-8: as unreadable as any other garbage
         token = None
         if raw is not None:
             digest = hashlib.sha256(str(raw).encode()).digest()
