@@ -20,8 +20,10 @@ import attrs
 
 from ..models import CodedText
 from ._errors import UsageProblem
+from ._records import MAX_ROW_CHARS, Damage, RecordParser, csv_records
 
 __all__ = [
+    "MAX_ROW_CHARS",
     "RESULT_FIELDS",
     "TERM_FIELDS",
     "Columns",
@@ -99,10 +101,6 @@ class ResultRow:
         return attrs.asdict(self)
 
 
-#: A row (a CSV record, a JSON line) longer than this many characters is an error row; what
-#: follows is read on, never held in memory past this size.
-MAX_ROW_CHARS = 1 << 20
-
 DEFAULT_ENCODING = "utf-8"
 
 # Undecodable input bytes are read as these lone surrogates (errors="surrogateescape"):
@@ -162,7 +160,7 @@ def check_input(path: Path, fmt: Format, columns: Columns, encoding: str) -> Non
         ) from None
     if fmt == "csv":
         with _open_text(path, codec) as file:
-            _csv_header(path, _csv_records(file), columns)
+            _csv_header(path, csv_records(file), columns)
 
 
 def read_rows(
@@ -175,86 +173,18 @@ def read_rows(
     return _read_jsonl(path, columns, codec, encoding)
 
 
-@attrs.frozen
-class _Record:
-    """The lines of one CSV record as Python's csv module frames them."""
-
-    line: int  # where it starts
-    lines: list[str]  # empty when the record is longer than MAX_ROW_CHARS
-    too_long: bool = False
-    unterminated: bool = False  # the file ends inside a quoted value
-
-
-def _quoted_after(line: str, quoted: bool) -> bool:
-    """Whether a CSV record is still inside a quoted value at the end of ``line``.
-
-    The rules of Python's csv module (default dialect, not strict): a quote opens a quoted
-    value only as a field's first character; inside one, a doubled quote is a quote and the
-    next single one closes it; anywhere else a quote is an ordinary character.
-    """
-    position = 0
-    while True:
-        if quoted:
-            close = line.find('"', position)
-            if close == -1:
-                return True
-            if line.startswith('"', close + 1):
-                position = close + 2
-                continue
-            quoted = False
-            position = close + 1
-        elif line.startswith('"', position):  # at a field's start
-            quoted = True
-            position += 1
-            continue
-        # The rest of this field is unquoted: the next field starts after the next comma.
-        comma = line.find(",", position)
-        if comma == -1:
-            return False
-        position = comma + 1
-
-
-def _csv_records(file: IO[str]) -> Iterator[_Record]:
-    """Frame ``file`` into records, so that a quoted value spanning lines is one record
-    and a record too long to hold is skipped whole (the csv module would resume inside it)."""
-    lines: list[str] = []
-    size = 0
-    start = 0
-    quoted = False
-    too_long = False
-    for number, line in enumerate(file, start=1):
-        if not quoted:
-            if '"' not in line:  # the common case: one line, one record
-                if len(line) > MAX_ROW_CHARS:
-                    yield _Record(number, [], too_long=True)
-                else:
-                    yield _Record(number, [line])
-                continue
-            start = number
-        quoted = _quoted_after(line, quoted)
-        if not too_long:
-            size += len(line)
-            if size > MAX_ROW_CHARS:
-                too_long = True
-                lines = []
-            else:
-                lines.append(line)
-        if not quoted:
-            yield _Record(start, lines, too_long=too_long)
-            lines, size, too_long = [], 0, False
-    if quoted:
-        yield _Record(start, lines, too_long=too_long, unterminated=True)
-
-
-def _csv_header(path: Path, records: Iterator[_Record], columns: Columns) -> dict[str, int] | None:
+def _csv_header(
+    path: Path, records: Iterator[tuple[int, list[str], Damage]], columns: Columns
+) -> dict[str, int] | None:
     """The index of each wanted column, or None for an empty file."""
-    record = next(records, None)
-    if record is None:
+    first = next(records, None)
+    if first is None:
         return None
-    if record.too_long or record.unterminated:
-        raise UsageProblem(f"{path}: unreadable CSV header (a quoted name never ends)")
+    _, lines, damage = first
+    if damage is not None:
+        raise UsageProblem(f"{path}: unreadable CSV header (a quoted name {damage})")
     try:
-        header = next(csv.reader(record.lines), [])
+        header = RecordParser().parse(lines)
     except csv.Error as exc:
         raise UsageProblem(f"{path}: unreadable CSV header: {exc}") from None
     names = [name.strip() for name in header]
@@ -269,43 +199,47 @@ def _csv_header(path: Path, records: Iterator[_Record], columns: Columns) -> dic
     return indexes
 
 
-def _record_problem(record: _Record, encoding: str) -> str | None:
-    if record.too_long:
+def _damage_problem(start: int, damage: Damage) -> str:
+    if damage == "too long":
         return f"row longer than {MAX_ROW_CHARS:,} characters (a quoted value left open?)"
-    if record.unterminated:
-        return f"a quoted value that starts on line {record.line} never ends"
-    if any(_undecodable(line) for line in record.lines):
-        return _encoding_hint(encoding)
-    return None
+    return f"a quoted value that starts on line {start} never ends"
 
 
 def _read_csv(path: Path, columns: Columns, codec: str, encoding: str) -> Iterator[InputRow]:
     with _open_text(path, codec) as file:
-        records = _csv_records(file)
+        records = csv_records(file)
         indexes = _csv_header(path, records, columns)
         if indexes is None:
             return
+        parser = RecordParser()
+        wanted = [(name, indexes[name]) for name in columns.names()]
+        at_terminology, at_code, at_value = (index for _, index in wanted)
+        width = max(index for _, index in wanted) + 1
         number = 0
-        for record in records:
-            problem = _record_problem(record, encoding)
-            if problem is not None:
+        for start, lines, damage in records:
+            if damage is not None:
                 number += 1
-                yield InputRow(number, record.line, "", "", "", problem)
+                yield InputRow(number, start, "", "", "", _damage_problem(start, damage))
                 continue
             try:
-                fields = next(csv.reader(record.lines), [])
+                fields = parser.parse(lines)
             except csv.Error as exc:
                 number += 1
-                yield InputRow(number, record.line, "", "", "", f"unreadable CSV: {exc}")
+                yield InputRow(number, start, "", "", "", f"unreadable CSV: {exc}")
                 continue
-            if not any(field.strip() for field in fields):
-                continue
+            if not "".join(fields).strip():
+                continue  # a blank line
             number += 1
-            found = {name: fields[i] if i < len(fields) else None for name, i in indexes.items()}
-            absent = [name for name, value in found.items() if value is None]
-            problem = f"missing column {absent[0]!r}" if absent else None
-            terminology, code, value = (found[name] or "" for name in columns.names())
-            yield InputRow(number, record.line, terminology, code, value, problem)
+            problem = None
+            if len(fields) < width:
+                absent = next(name for name, index in wanted if index >= len(fields))
+                problem = f"missing column {absent!r}"
+                fields = fields + [""] * (width - len(fields))
+            terminology, code, value = fields[at_terminology], fields[at_code], fields[at_value]
+            if _undecodable(terminology + code + value):  # other columns do not matter
+                yield InputRow(number, start, "", "", "", _encoding_hint(encoding))
+                continue
+            yield InputRow(number, start, terminology, code, value, problem)
 
 
 def _read_jsonl(path: Path, columns: Columns, codec: str, encoding: str) -> Iterator[InputRow]:
@@ -380,46 +314,42 @@ def scan_results(path: Path, fmt: Format) -> ExistingResults:
     other file is refused untouched.
     """
     try:
-        file = path.open("rb")
+        if fmt == "csv":
+            with _open_text(path, "utf-8") as text:
+                size = os.fstat(text.fileno()).st_size
+                found, tail = _scan_csv_results(path, text)
+        else:
+            with path.open("rb") as binary:
+                size = os.fstat(binary.fileno()).st_size
+                found, tail = _scan_jsonl_results(path, binary)
     except FileNotFoundError:
         return ExistingResults(0, Counter())
     except OSError as exc:
         raise UsageProblem(f"cannot read {path}: {exc.strerror or exc}") from None
-    with file:
-        if fmt == "csv":
-            found, whole = _scan_csv_results(path, file)
-        else:
-            found, whole = _scan_jsonl_results(path, file)
-        size = file.seek(0, os.SEEK_END)
-    if whole < size:
+    if tail:
         # Half a row at the end: written by a run that was killed. A rerun writes it again.
         with path.open("rb+") as damaged:
-            damaged.truncate(whole)
+            damaged.truncate(size - len(tail))
     return found
 
 
-def _scan_csv_results(path: Path, file: IO[bytes]) -> tuple[ExistingResults, int]:
-    """The rows, and the size of the file up to the end of its last whole row."""
+def _scan_csv_results(path: Path, file: IO[str]) -> tuple[ExistingResults, bytes]:
+    """The rows, and the bytes of a last row cut short."""
     statuses: Counter[str] = Counter()
     header: list[str] | None = None
     expected_row = 1
-    whole = 0  # offset after the last whole record
-    offset = 0
-    lines: list[str] = []
-    quoted = False
-    for raw in file:
-        offset += len(raw)
-        line = raw.decode("utf-8", errors="replace")
-        lines.append(line)
-        quoted = _quoted_after(line, quoted)
-        if quoted or not raw.endswith(b"\n"):
-            continue  # the record goes on (or the file ends inside it)
+    tail: list[str] | None = None
+    parser = RecordParser()
+    for _, lines, damage in csv_records(file, limit=sys.maxsize):
+        if tail is not None:
+            raise _not_results(path)  # something after a cut row: not a cut at all
+        if damage is not None or not lines[-1].endswith("\n"):
+            tail = lines  # the file ends inside this row (a quoted value, or its last line)
+            continue
         try:
-            record = next(csv.reader(lines), [])
+            record = parser.parse(lines)
         except csv.Error:
             raise _not_results(path) from None
-        lines = []
-        whole = offset
         if header is None:
             header = record
             if tuple(header) != RESULT_FIELDS:
@@ -431,25 +361,23 @@ def _scan_csv_results(path: Path, file: IO[bytes]) -> tuple[ExistingResults, int
             raise _not_results(path)
         statuses[record[5]] += 1
         expected_row += 1
-    tail = "".join(lines).encode("utf-8", errors="replace")
+    cut = "".join(tail or ()).encode("utf-8", errors="surrogateescape")  # the bytes read
     if header is None:
         ours = (",".join(RESULT_FIELDS) + "\n").encode()
     else:
         ours = f"{expected_row},".encode()
-    _check_tail(path, tail, ours)
-    return ExistingResults(expected_row - 1, statuses), whole
+    _check_tail(path, cut, ours)
+    return ExistingResults(expected_row - 1, statuses), cut
 
 
-def _scan_jsonl_results(path: Path, file: IO[bytes]) -> tuple[ExistingResults, int]:
+def _scan_jsonl_results(path: Path, file: IO[bytes]) -> tuple[ExistingResults, bytes]:
     statuses: Counter[str] = Counter()
     expected_row = 1
-    whole = 0
     tail = b""
     for raw in file:
         if not raw.endswith(b"\n"):
             tail = raw
             break
-        whole += len(raw)
         if not raw.strip():
             continue
         try:
@@ -461,7 +389,7 @@ def _scan_jsonl_results(path: Path, file: IO[bytes]) -> tuple[ExistingResults, i
         statuses[str(data.get("status"))] += 1
         expected_row += 1
     _check_tail(path, tail, f'{{"row": {expected_row},'.encode())
-    return ExistingResults(expected_row - 1, statuses), whole
+    return ExistingResults(expected_row - 1, statuses), tail
 
 
 def _check_tail(path: Path, tail: bytes, ours: bytes) -> None:
