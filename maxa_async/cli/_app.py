@@ -795,6 +795,12 @@ cli.add_command(_serve_command)
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``maxa`` console script. Returns the exit code (see ``maxa --help``)."""
     ensure_utf8_streams()
+    # A failure is told in one line by the handler below; without this, logging's
+    # last-resort handler would print the library's warnings about it too (--debug shows
+    # every record through the root logger).
+    library = logging.getLogger("maxa_async")
+    if not any(isinstance(handler, logging.NullHandler) for handler in library.handlers):
+        library.addHandler(logging.NullHandler())
     try:
         result = cli.main(
             args=list(argv) if argv is not None else None, prog_name="maxa", standalone_mode=False
