@@ -413,8 +413,8 @@ def lock_results(path: Path) -> Iterator[bool]:
     on the same ``--out`` is refused at once instead of writing rows twice.
 
     flock on the file itself: no lock file is left behind, the lock ends with the process
-    (even on SIGKILL), and the refusal needs no timeout. A file created here and left empty
-    (the run stopped before its header, e.g. on rejected credentials) is removed again.
+    (even on SIGKILL), and the refusal needs no timeout. A file created here is removed
+    again if the run fails before writing to it (rejected credentials, say).
     Yields False where locks are not available (Windows, some network file systems).
     """
     existed = path.exists()
@@ -426,9 +426,10 @@ def lock_results(path: Path) -> Iterator[bool]:
         locked = _try_lock(handle, path)
         try:
             yield locked
-        finally:
+        except BaseException:
             if not existed:
                 _remove_if_empty(path, handle)
+            raise
     finally:
         os.close(handle)  # releases the lock
 

@@ -253,10 +253,13 @@ def test_a_results_file_created_for_the_lock_and_left_empty_is_removed(tmp_path:
         assert out.exists()
         raise RuntimeError("rejected credentials, say")
     assert not out.exists()
+    with lock_results(out):  # a run that ends well keeps its file, even an empty one
+        pass
+    assert out.exists()
     existing = tmp_path / "existing.csv"
     existing.write_bytes(b"")
-    with lock_results(existing):
-        pass
+    with pytest.raises(RuntimeError), lock_results(existing):
+        raise RuntimeError("rejected credentials, say")
     assert existing.exists()  # not ours to remove
 
 
