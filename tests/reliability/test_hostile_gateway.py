@@ -189,10 +189,16 @@ async def test_a_redirected_refresh_grant_posts_the_refresh_token_nowhere_else(
 ) -> None:
     async with _servers() as (gateway, foreign):
         location = f"{foreign.base_url}/oauth/token"
-        answers = iter([web.Response(status=401, body=b'{"status":0,"code":401,"msg":""}')])
+        calls = 0
 
         async def revoked_once(request: web.Request) -> web.StreamResponse:
-            return next(answers, None) or await Server.religion(request)
+            # The token works once, then is revoked (a token refused before any request
+            # succeeded with it would count as a failed grant, not call for a refresh).
+            nonlocal calls
+            calls += 1
+            if calls == 2:
+                return web.Response(status=401, body=b'{"status":0,"code":401,"msg":""}')
+            return await Server.religion(request)
 
         async def grant_then_redirect(request: web.Request) -> web.StreamResponse:
             if b"grant_type=refresh_token" in await request.read():
@@ -202,13 +208,14 @@ async def test_a_redirected_refresh_grant_posts_the_refresh_token_nowhere_else(
         gateway.operation = revoked_once
         gateway.token = grant_then_redirect
         async with _client(gateway) as client:
+            assert await client.terminology("thritaEHR.Religion", "1") == RELIGION
             with pytest.raises(ProtocolError) as caught:
                 await client.terminology("thritaEHR.Religion", "1")
     assert caught.value.status == status
     assert location in str(caught.value)
     assert foreign.counts.total() == 0
     assert gateway.grant_types() == ["password", "refresh_token"]
-    assert gateway.counts[TERMINOLOGY_PATH] == 1
+    assert gateway.counts[TERMINOLOGY_PATH] == 2
     assert all(REFRESH.encode() not in body for _, _, body in foreign.seen)
 
 
