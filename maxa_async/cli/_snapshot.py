@@ -51,10 +51,11 @@ def _require_file(path: Path) -> None:
 
 
 @contextlib.asynccontextmanager
-async def open_existing(path: Path) -> AsyncIterator[SnapshotStore]:
-    """The snapshot file at ``path``, which must exist (info, sync, validate --offline)."""
+async def open_existing(path: Path, *, writable: bool = False) -> AsyncIterator[SnapshotStore]:
+    """The snapshot file at ``path``, which must exist: read-only (info, validate
+    --offline and --hybrid never write to it), or ``writable`` (sync)."""
     _require_file(path)  # one stat: a clearer line than the store's own error
-    async with SnapshotStore.open(path, create=False) as store:
+    async with SnapshotStore.open(path, create=False, read_only=not writable) as store:
         yield store
 
 
@@ -170,7 +171,7 @@ async def run_sync(
     options: GlobalOptions, path: Path, terminologies: Sequence[str], output: Output
 ) -> int:
     """Bring the named terminologies (or every one in the file) up to date."""
-    async with open_existing(path) as store, connect(options) as connection:
+    async with open_existing(path, writable=True) as store, connect(options) as connection:
         client = connection.client
         named = {name.strip().lower() for name in terminologies}
         for info in await store.snapshots():

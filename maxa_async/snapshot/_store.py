@@ -151,7 +151,13 @@ class SnapshotStore:
     store.aclose()``) or ``async with SnapshotStore.open(path) as store:``. The file is
     created (with the current schema) if missing, unless ``create=False``. ``verify``
     runs SQLite's ``quick_check`` on open, so a damaged file fails there with
-    :class:`SnapshotCorruptError` rather than mid-run.
+    :class:`SnapshotCorruptError` rather than mid-run. ``read_only=True`` never writes to
+    the file (SQLite opens it read-only; pull, sync and drop raise :class:`SnapshotError`).
+
+    Opening checks that the file holds exactly the tables a snapshot has, defined as this
+    library defines them, before any query reads them: a view, a trigger or any other
+    object (which would run SQL chosen by whoever wrote the file) is refused with
+    :class:`SnapshotCorruptError`, as is an empty file unless the store may create one.
 
     All file access runs on one worker thread per store (SQLite is never touched from
     the event loop); answers come from an in-memory :class:`TerminologyIndex` per
@@ -162,12 +168,17 @@ class SnapshotStore:
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, create: bool = True, verify: bool = True
+        self,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        verify: bool = True,
+        read_only: bool = False,
     ) -> None:
         self._path = os.fspath(path)
         self._create = create
         self._verify = verify
-        self._db = Database(self._path)
+        self._db = Database(self._path, read_only=read_only)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._indexes: dict[str, TerminologyIndex] = {}
         self._absent: set[str] = set()
@@ -180,10 +191,15 @@ class SnapshotStore:
 
     @classmethod
     def open(
-        cls, path: str | os.PathLike[str], *, create: bool = True, verify: bool = True
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        create: bool = True,
+        verify: bool = True,
+        read_only: bool = False,
     ) -> _Opening:
         """Open (or create) the snapshot file at ``path``; await it or ``async with`` it."""
-        return _Opening(cls(path, create=create, verify=verify))
+        return _Opening(cls(path, create=create, verify=verify, read_only=read_only))
 
     async def _open(self) -> None:
         if self._executor is not None:
@@ -196,16 +212,19 @@ class SnapshotStore:
             )
         except BaseException:
             self._executor = None
+            self._db.interrupt()  # a cancelled open stops its checks at once
             executor.submit(self._db.close)
             executor.shutdown(wait=False)
             raise
 
     async def aclose(self) -> None:
-        """Close the file (after any write in progress). Idempotent."""
+        """Close the file (after any write in progress; a read in progress is interrupted
+        and its caller gets :class:`SnapshotError`). Idempotent."""
         executor, self._executor = self._executor, None
         if executor is None:
             return
         self._forget()
+        self._db.interrupt()
         try:
             await asyncio.get_running_loop().run_in_executor(executor, self._db.close)
         finally:
@@ -225,6 +244,18 @@ class SnapshotStore:
     @property
     def closed(self) -> bool:
         return self._executor is None
+
+    @property
+    def read_only(self) -> bool:
+        return self._db.read_only
+
+    def _require_writable(self) -> None:
+        if self._db.read_only:
+            raise SnapshotError(
+                f"the snapshot store {self._path} is open read-only; open it without "
+                "read_only=True to pull, sync or drop",
+                path=self._path,
+            )
 
     def file_size(self) -> int:
         """Bytes on disk: the file plus its write-ahead log, if any."""
@@ -383,6 +414,7 @@ class SnapshotStore:
         """
         terminology_id = check_terminology_id(terminology, "terminology")
         wanted = None if version is None or version == LATEST else check_text(version, "version")
+        self._require_writable()
         key = terminology_id.lower()
         async with self._lock(key):
             started = time.perf_counter()
@@ -459,6 +491,7 @@ class SnapshotStore:
         """
         terminology_id = check_terminology_id(terminology, "terminology")
         delta = _margin(margin)
+        self._require_writable()
         key = terminology_id.lower()
         async with self._lock(key):
             started = time.perf_counter()
@@ -520,6 +553,7 @@ class SnapshotStore:
         self, client: TermSource, *, margin: dt.timedelta | float = DEFAULT_SYNC_MARGIN
     ) -> list[SyncSummary]:
         """:meth:`sync` every terminology in the file, one after another."""
+        self._require_writable()
         return [
             await self.sync(client, info.terminology_id, margin=margin)
             for info in await self.snapshots()
@@ -528,6 +562,7 @@ class SnapshotStore:
     async def drop(self, terminology: str) -> bool:
         """Delete a terminology's snapshot; False if there was none."""
         terminology_id = check_terminology_id(terminology, "terminology")
+        self._require_writable()
         key = terminology_id.lower()
         async with self._lock(key):
             gone = await self._run(self._db.drop, key)
