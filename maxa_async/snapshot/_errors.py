@@ -42,4 +42,6 @@ class SnapshotSchemaError(SnapshotError):
 
 
 class SnapshotCorruptError(SnapshotError):
-    """The file is not a MAXA snapshot, or SQLite found it damaged."""
+    """The file is not a MAXA snapshot, or SQLite found it damaged: also a file holding a
+    view, a trigger or any other object the store never creates (refused before any query
+    runs on it), and an empty file the store may not create a snapshot in."""

@@ -388,6 +388,9 @@ async def test_info_and_offline_leave_a_genuine_snapshot_byte_for_byte(tmp_path:
     statuses = [row["status"] for row in csv.DictReader(offline.stdout.splitlines())]
     assert statuses == ["valid", "invalid"]
     assert await asyncio.to_thread(_digest, path) == before
+    # SQLite's WAL readers need its shared-memory file; the log they leave holds nothing.
+    wal = tmp_path / f"{SNAPSHOT}-wal"
+    assert not wal.exists() or wal.stat().st_size == 0
 
 
 async def test_a_read_only_store_answers_and_refuses_to_write(tmp_path: Path) -> None:
