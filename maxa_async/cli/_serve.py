@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -50,6 +51,20 @@ async def _validator(
             yield connection.client, None
 
 
+async def _until_terminated() -> None:
+    """Wait for SIGTERM (a clean stop: exit 0); Ctrl-C still interrupts (exit 130)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Windows, or not the main thread: no handler; SIGTERM then cancels (run_async's)
+    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.remove_signal_handler(signal.SIGTERM)
+
+
 async def _serve(
     options: GlobalOptions,
     *,
@@ -93,8 +108,7 @@ async def _serve(
                 f"(GET {server.base_url}/metadata; Ctrl-C to stop)\n"
             )
             sys.stderr.flush()
-            with contextlib.suppress(asyncio.CancelledError):  # SIGTERM: a clean stop
-                await asyncio.Event().wait()
+            await _until_terminated()
         finally:
             await server.close()
     return ExitCode.OK

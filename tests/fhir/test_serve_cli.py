@@ -41,9 +41,9 @@ def environ(gateway: FakeGateway | None = None) -> dict[str, str]:
 @asynccontextmanager
 async def serving(
     *args: str, env: Mapping[str, str], cwd: Path
-) -> AsyncIterator[tuple[dict[str, Any], list[int]]]:
+) -> AsyncIterator[tuple[dict[str, Any], list[Any]]]:
     """Start ``maxa serve --fhir --port 0 ARGS``; yield its ready line, and (after the
-    block) the exit code it had after SIGTERM in the list."""
+    block) the exit code it had after SIGTERM, and its stderr, in the list."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -60,7 +60,7 @@ async def serving(
         cwd=cwd,
     )
     assert process.stdout is not None and process.stderr is not None
-    exit_codes: list[int] = []
+    exit_codes: list[Any] = []
     try:
         line = await asyncio.wait_for(process.stdout.readline(), TIMEOUT)
         if not line:
@@ -72,6 +72,7 @@ async def serving(
             process.send_signal(signal.SIGTERM)
         try:
             exit_codes.append(await asyncio.wait_for(process.wait(), TIMEOUT))
+            exit_codes.append((await process.stderr.read()).decode())
         except TimeoutError:
             process.kill()
             await process.wait()
@@ -120,7 +121,7 @@ async def test_offline_serves_the_snapshot_and_stops_cleanly(
             "display": ACETAMINOPHEN,
         }
         assert (await validate(ready["base_url"], *NEW_DRUG))["result"] is False
-    assert exit_codes == [0]
+    assert exit_codes[0] == 0, exit_codes[1]
     assert gateway.stats.requests == 0
 
 
@@ -135,7 +136,7 @@ async def test_hybrid_asks_the_gateway_only_for_what_the_snapshot_lacks(
         assert ready["mode"] == "hybrid"
         assert (await validate(ready["base_url"], "60002", ACETAMINOPHEN))["result"] is True
         assert (await validate(ready["base_url"], *NEW_DRUG))["result"] is True
-    assert exit_codes == [0]
+    assert exit_codes[0] == 0, exit_codes[1]
     assert gateway.stats.requests_by_operation == {"ValidateCts": 1}
 
 
@@ -146,7 +147,7 @@ async def test_online_with_the_emulator(tmp_path: Path) -> None:
             "result": True,
             "display": ACETAMINOPHEN,
         }
-    assert exit_codes == [0]
+    assert exit_codes[0] == 0, exit_codes[1]
 
 
 @pytest.mark.parametrize(
