@@ -335,7 +335,7 @@ class TokenManager:
         now = self.clock()
         left = self._paused_until - now if self._paused(now) else 0.0
         return {
-            "failures_in_row": self._failures + self._strikes,
+            "failures_in_row": self._steps(),
             "paused": left > 0,
             "retry_in": round(left, 3),
             "retry_at": round(now + left, 3) if left > 0 else None,
@@ -491,6 +491,11 @@ class TokenManager:
             return 0
         return sum(n for status, n in self._stats.answered.items() if status not in (0, 401))
 
+    def _steps(self) -> int:
+        """Pause steps: failed rounds in a row, and tokens refused in a row but the first
+        (one may be a revocation that came right after a refresh; two are a 401 storm)."""
+        return self._failures + max(0, self._strikes - 1)
+
     def _judge_granted_token(self, *, rejected: bool) -> None:
         """The last granted token leaves use. If the gateway answered nothing but 401 since
         it was granted, a grant would only buy another 401 (a 401 storm): a failure."""
@@ -507,8 +512,11 @@ class TokenManager:
             return
         self._strikes += 1
         self._stats.rejected_fresh_tokens += 1
+        if not self._steps():
+            log.debug("a new token was refused with 401 before any answer; granting again")
+            return
         now = self.clock()
-        delay = self.grant_policy.delay(self._failures + self._strikes, self._rng)
+        delay = self.grant_policy.delay(self._steps(), self._rng)
         error = AuthenticationError(
             "the gateway answered 401 to a newly granted token before accepting any request "
             "with it; grants are paused",
@@ -521,7 +529,7 @@ class TokenManager:
             return  # the cap paused grants already; not a failure of the grant
         self._failures += 1
         now = self.clock()
-        delay = self.grant_policy.delay(self._failures + self._strikes, self._rng)
+        delay = self.grant_policy.delay(self._steps(), self._rng)
         what = "refresh-ahead failed; the current token stays in use" if background else None
         self._pause(now, now + delay, exc, what or "token grant failed")
 
