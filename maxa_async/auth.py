@@ -324,7 +324,8 @@ class TokenManager:
 
     def retry_now(self) -> None:
         """End a grant pause: the next call that needs a token asks for one at once
-        (e.g. after the account was unlocked or its password fixed at the gateway)."""
+        (e.g. after the account was unlocked or its password fixed at the gateway). The
+        per-minute cap still holds."""
         self._paused_until = 0.0
         self._failures = self._strikes = 0
         self._end_episode()
