@@ -44,6 +44,7 @@ from .errors import (
 from .limits import Limiter, RateGate, RetryBudget, RetryPolicy, Timeout
 from .models import CodedText, Credentials, TerminologyVersion
 from .oauth import TokenRequest
+from .pacer import Budget, budget_from_headers
 from .stats import ClientStats
 from .transport import AiohttpTransport, check_base_url
 
@@ -57,6 +58,9 @@ log = logging.getLogger("maxa_async.client")
 
 #: Replays after a 401, each with a token fetched after the one that was refused.
 _MAX_401_REPLAYS: Final = 3
+#: A Retry-After up to this says "too fast" (see MaxaClient._after_429); a longer one
+#: pauses every caller.
+_SHORT_RETRY_AFTER: Final = 1.0
 
 
 @attrs.frozen(init=False)
@@ -438,8 +442,10 @@ class MaxaClient:
             replays_401 = 0
             while True:
                 if not limiter.try_acquire():
+                    # The deadline counts from the first send (or from now, before it): a
+                    # cooldown or a pace longer than the call's time fails it at once.
                     slot_wait = await limiter.acquire(
-                        None if first_sent is None else first_sent + waited + policy.deadline
+                        (clock() if first_sent is None else first_sent) + waited + policy.deadline
                     )
                     stats.queue_wait_total += slot_wait
                     if first_sent is not None:
@@ -449,6 +455,8 @@ class MaxaClient:
                     first_sent = sent_at
                 latency: float | None = None
                 rate_limited = False
+                retry_after: float | None = None
+                budget: Budget | None = None
                 error: MaxaError
                 try:
                     if self._gate is not None:
@@ -482,11 +490,14 @@ class MaxaClient:
                                 elapsed * 1000,
                                 header(headers, "requestId"),
                             )
+                        budget = budget_from_headers(headers)
                         try:
                             result = call.parse(status, headers, body)
                         except MaxaError as exc:
                             error = exc
                             rate_limited = exc.status == 429
+                            if isinstance(exc, RateLimitedError):
+                                retry_after = exc.retry_after
                         else:
                             latency = elapsed
                             stats.record_latency(elapsed)
@@ -494,7 +505,9 @@ class MaxaClient:
                                 self._budget.refund()
                             break
                 finally:
-                    limiter.release(sent_at, latency, rate_limited)
+                    limiter.release(
+                        sent_at, latency, rate_limited, retry_after=retry_after, budget=budget
+                    )
 
                 # Failures only from here: the hot path above has left the loop.
                 deadline = first_sent + waited + policy.deadline
@@ -512,22 +525,24 @@ class MaxaClient:
                     stats.replays_after_401 += 1
                     await tokens.invalidate(token)
                     continue
-                retry_after: float | None = None
-                if isinstance(error, RateLimitedError):
+                delay: float | None = None
+                if rate_limited:
                     stats.rate_limited += 1
-                    if error.retry_after is not None:
-                        retry_after = min(error.retry_after, policy.max_retry_after)
+                    delay = self._after_429(retry_after, attempt)
+                    if retry_after is not None and retry_after > _SHORT_RETRY_AFTER:
                         if limiter.cool_down(retry_after):
                             stats.cooldowns += 1
                         if self._gate is not None:
                             await self._gate.cool_down(retry_after)
+                        if clock() + retry_after > deadline:
+                            raise error  # a quota, or a window longer than this call has
                 if attempt >= policy.attempts or not policy.retry_on(error):
                     raise error
                 if self._budget is not None and not self._budget.try_spend(error):
                     stats.retry_budget_exhausted += 1
                     raise error
-                # With a Retry-After, the limiter's shared cooldown does the waiting.
-                delay = 0.0 if retry_after is not None else policy.delay(attempt, self._rng)
+                if delay is None:
+                    delay = policy.delay(attempt, self._rng)
                 if clock() + delay > deadline:
                     raise error
                 stats.retries[_cause(error)] += 1
@@ -547,6 +562,20 @@ class MaxaClient:
         if cache is not None:
             cache.put(call.key, result)
         return result
+
+    def _after_429(self, retry_after: float | None, attempt: int) -> float:
+        """How long a refused call waits before its retry.
+
+        A Retry-After of a second or less (whole seconds round a token bucket's "a few
+        milliseconds" up to one) says "too fast": the pacer has slowed down and nobody
+        else stops, but this call waits what it was told. A longer one says nothing
+        passes until then (a spent window, a quota): the client-wide cooldown does the
+        waiting. Without a Retry-After, the policy's back-off."""
+        if retry_after is None:
+            return self._retry.delay(attempt, self._rng)
+        if retry_after > _SHORT_RETRY_AFTER:
+            return 0.0
+        return retry_after
 
     async def _send_grant(self, request: TokenRequest) -> tuple[int, Any, bytes]:
         # Token calls bypass the MAXA limiter: they must never queue behind it.

@@ -13,8 +13,11 @@ retryable when that status is a 5xx.
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
 import math
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,15 +42,22 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
     return None
 
 
-def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """``Retry-After`` in seconds (delta-seconds form); None if absent or unreadable."""
+def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
+    """``Retry-After`` in seconds, from delta-seconds or an HTTP-date (RFC 9110 10.2.3,
+    taken against ``now``, the wall clock by default); None if absent or unreadable."""
     raw = header(headers, "Retry-After")
     if raw is None:
         return None
     try:
         seconds = float(raw.strip())
     except ValueError:
-        return None
+        try:
+            when = email.utils.parsedate_to_datetime(raw.strip())
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # RFC 9110 dates are GMT
+            when = when.replace(tzinfo=datetime.UTC)
+        seconds = max(0.0, when.timestamp() - (time.time() if now is None else now))
     if not math.isfinite(seconds) or seconds < 0:
         return None
     return seconds

@@ -1,13 +1,12 @@
 """How hard and how often the client calls the gateway: limiter, retry policy, retry budget.
 
-* :class:`Limiter` bounds in-flight MAXA requests. The bound adapts (AIMD): it halves on
-  a 429 (once per congestion event) and optionally shrinks when latency climbs well above
-  its baseline; it grows by about one per round of successes. Waiters are served FIFO.
-  A 429's ``Retry-After`` starts one cooldown for the whole client: every caller waits it
-  out, not only the one that got it. An optional requests/second cap (GCRA, no burst
-  beyond what is configured) paces sends.
+* :class:`Limiter` composes three parts, each usable and testable on its own:
+  :class:`ConcurrencyBound` (FIFO slots for in-flight requests, adapting by AIMD),
+  :class:`~maxa_async.pacer.Pacer` (finds the rate the gateway admits, whatever the shape
+  of its limiter, and paces sends under it) and :class:`Cooldown` (a pause of every
+  caller, for a Retry-After longer than a second: a spent window or a quota).
 * :class:`RetryPolicy` says which errors are retried, how long to back off (exponential,
-  full jitter, ``Retry-After`` honoured) and bounds attempts and total time.
+  jittered between half and all of the ceiling) and bounds attempts and total time.
 * :class:`RetryBudget` is a token bucket shared by all calls of one client, so a sick
   gateway is not hammered by the retries of thousands of callers (botocore's quota idea).
 
@@ -28,8 +27,17 @@ from typing import Final, Protocol, runtime_checkable
 import attrs
 
 from .errors import MaxaError, RateLimitedError, TransportError
+from .pacer import Budget, Pacer
 
-__all__ = ["Limiter", "RateGate", "RetryBudget", "RetryPolicy", "Timeout"]
+__all__ = [
+    "ConcurrencyBound",
+    "Cooldown",
+    "Limiter",
+    "RateGate",
+    "RetryBudget",
+    "RetryPolicy",
+    "Timeout",
+]
 
 Clock = Callable[[], float]
 
@@ -118,7 +126,8 @@ class RetryPolicy:
         return cls(attempts=attempts, backoff=False)
 
     def delay(self, retry: int, rng: random.Random | None = None) -> float:
-        """Back-off before retry number ``retry`` (1-based): full jitter, capped."""
+        """Back-off before retry number ``retry`` (1-based): exponential and capped, drawn
+        between half the ceiling and all of it (so retries never bunch at zero)."""
         if not self.backoff:
             return 0.0
         ceiling = min(self.max_delay, self.base_delay * 2.0 ** (retry - 1))
@@ -155,24 +164,15 @@ class RetryBudget:
             self.tokens = min(self.capacity, self.tokens + self.success_refund)
 
 
-_DECREASE_FACTOR: Final = 0.5
+_DECREASE_FACTOR: Final = 0.9  # on a refusal: gentle, since the pacer handles the rate
 _LATENCY_DECREASE_FACTOR: Final = 0.9
 
-# Learned pace (see Limiter): successes are counted in 20 buckets of 50 ms, so "the last
-# second" is known to 5%; the pace is this share of the smallest of the last 3 estimates,
-# grows by _PACE_GROWTH after each _PACE_HOLD seconds without a 429, and is forgotten
-# after _PACE_FORGET seconds without one (demand fell below it, or the limit went away).
-_BUCKETS: Final = 20
-_BUCKETS_PER_SECOND: Final = 20
-_PACE_SHARE: Final = 0.95
-_PACE_GROWTH: Final = 1.02
-_PACE_HOLD: Final = 10.0
-_PACE_FORGET: Final = 60.0
-_PACE_MIN_SUCCESSES: Final = 10
 
-
-class Limiter:
-    """Bounded, adaptive, FIFO concurrency for one client, plus a shared cooldown."""
+class ConcurrencyBound:
+    """A FIFO bound on requests in flight that adapts (AIMD): it shrinks on a refusal
+    (once per congestion event) and, with ``latency_tolerance``, when latency climbs well
+    above the best seen; it grows by about one per round of successes. Waiters are served
+    in order; a cancelled waiter leaves no slot behind."""
 
     def __init__(
         self,
@@ -180,16 +180,11 @@ class Limiter:
         *,
         adaptive: bool = True,
         min_concurrency: int = 1,
-        rate_limit: float | None = None,
-        burst: int = 1,
-        fail_fast: bool = False,
         latency_tolerance: float | None = None,
         clock: Clock = time.monotonic,
     ) -> None:
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be an int >= 1, got {max_concurrency!r}")
-        if rate_limit is not None and (not _finite(rate_limit) or rate_limit <= 0):
-            raise ValueError(f"rate_limit must be positive requests/second, got {rate_limit!r}")
         if latency_tolerance is not None and (
             not _finite(latency_tolerance) or latency_tolerance <= 1
         ):
@@ -200,44 +195,19 @@ class Limiter:
         self.max_concurrency = max_concurrency
         self.min_concurrency = max(1, min(min_concurrency, max_concurrency))
         self.adaptive = adaptive
-        self.fail_fast = fail_fast
         self.latency_tolerance = latency_tolerance
         self._clock = clock
         self._limit = float(max_concurrency)
         self._bound = max_concurrency  # int(self._limit), at least min_concurrency
         self._in_flight = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
-        self._cooldown_until = 0.0
-        self._last_decrease = -1e18
-        self._cap_interval = 1.0 / rate_limit if rate_limit else 0.0
-        self._interval = self._cap_interval  # the pace in force: cap or learned, the slower
-        # Learned pace: successes per 50 ms bucket, the last second of them.
-        self._bucket = 0
-        self._slot = 0
-        self._bucket_ends = 1.0 / _BUCKETS_PER_SECOND
-        self._counts = [0] * _BUCKETS
-        self._estimates: collections.deque[int] = collections.deque(maxlen=3)
-        self._learned_rate: float | None = None
-        self._paced_since = 0.0
-        self._last_pause = 0.0
-        self._after_pause = False  # the sends since the last 429 began at a pause's end
-        self._burst_tolerance = self._interval * max(0, burst - 1)
-        self._tat = 0.0  # GCRA theoretical arrival time
-        self._min_latency = float("inf")
+        self._last_decrease = -math.inf
+        self._min_latency = math.inf
         self._latency_ewma = 0.0
-        self.cooldowns = 0  # pauses started or extended
-        self.pauses = 0  # pauses started anew (a burst of 429s is one)
-
-    # ------------------------------------------------------------------ state
 
     @property
     def limit(self) -> int:
-        """The current bound on in-flight requests."""
         return self._bound
-
-    def _set_limit(self, value: float) -> None:
-        self._limit = value
-        self._bound = max(self.min_concurrency, int(value))
 
     @property
     def in_flight(self) -> int:
@@ -247,217 +217,276 @@ class Limiter:
     def waiting(self) -> int:
         return len(self._waiters)
 
-    def state(self) -> dict[str, float | int | None]:
-        """What the limiter is doing now, for stats and logs."""
-        return {
-            "limit": self._bound,
-            "max_concurrency": self.max_concurrency,
-            "in_flight": self._in_flight,
-            "waiting": len(self._waiters),
-            "learned_rate": None if self._learned_rate is None else round(self._learned_rate, 1),
-            "pauses": self.pauses,
-            "cooldown_remaining": round(self.cooldown_remaining, 3),
-        }
-
-    @property
-    def learned_rate(self) -> float | None:
-        """The requests/second this limiter paces itself at, learned from 429s (None
-        until a 429 taught it one)."""
-        return self._learned_rate
-
-    def _set_learned_rate(self, rate: float | None, now: float) -> None:
-        self._learned_rate = rate
-        self._paced_since = now
-        learned = 1.0 / rate if rate else 0.0
-        self._interval = max(self._cap_interval, learned)
-
-    def _advance(self, bucket: int) -> None:
-        if bucket <= self._bucket:
-            return
-        counts = self._counts
-        for stale in range(max(self._bucket + 1, bucket - _BUCKETS + 1), bucket + 1):
-            counts[stale % _BUCKETS] = 0
-        self._bucket = bucket
-        self._slot = bucket % _BUCKETS
-        self._bucket_ends = (bucket + 1) / _BUCKETS_PER_SECOND
-
-    def successes_last_second(self) -> int:
-        """Successful answers in about the last second (for the learned pace)."""
-        self._advance(int(self._clock() * _BUCKETS_PER_SECOND))
-        return sum(self._counts)
-
-    @property
-    def cooldown_remaining(self) -> float:
-        return max(0.0, self._cooldown_until - self._clock())
-
-    # ------------------------------------------------------------------ acquire / release
-
-    def try_acquire(self) -> bool:
-        """Take a slot at once if one is free and nothing asks to wait (no cooldown, no
-        rate cap, nobody queued); the caller then skips :meth:`acquire`."""
-        if (
-            self._in_flight < self._bound
-            and not self._waiters
-            and not self._interval
-            and (not self._cooldown_until or self._cooldown_until <= self._clock())
-        ):
+    def try_take(self) -> bool:
+        """Take a slot at once if one is free and nobody is queued."""
+        if self._in_flight < self._bound and not self._waiters:
             self._in_flight += 1
             return True
         return False
 
-    async def acquire(self, deadline: float | None = None) -> float:
-        """Take a slot, then wait out any cooldown and the rate cap. Returns the seconds
-        spent waiting for the slot itself (callers extend their deadline by it)."""
-        started = self._clock()
-        if self._in_flight < self._bound and not self._waiters:
-            self._in_flight += 1
-        else:
-            if self.fail_fast:
-                raise RateLimitedError(
-                    f"client-side concurrency limit reached ({self.limit} in flight)",
-                    status=None,
-                    retryable=False,
-                )
-            await self._wait_for_slot()
-        slot_wait = self._clock() - started
-        if self._interval or self._cooldown_until > started:
-            try:
-                await self._wait_until_clear(None if deadline is None else deadline + slot_wait)
-            except BaseException:
-                self._release_slot()
-                raise
-        return slot_wait
-
-    async def _wait_for_slot(self) -> None:
+    async def take(self) -> None:
+        if self.try_take():
+            return
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
         try:
             await waiter
         except BaseException:
             if waiter.done() and not waiter.cancelled():
-                # The slot was handed to us as we were cancelled: pass it on.
-                self._release_slot()
+                self.give_back()  # the slot was handed to us as we were cancelled
             else:
                 with contextlib.suppress(ValueError):
                     self._waiters.remove(waiter)
             raise
 
-    async def _wait_until_clear(self, deadline: float | None) -> None:
-        while True:
-            now = self._clock()
-            wait = self._cooldown_until - now
-            if wait <= 0:
-                break
-            if deadline is not None and now + wait > deadline:
-                raise RateLimitedError(
-                    f"the gateway asked to pause {wait:.1f}s, longer than this call's time left",
-                    retry_after=wait,
-                    retryable=False,
-                )
-            await asyncio.sleep(wait)
-        if self._interval:
-            now = self._clock()
-            if self._learned_rate is not None and now - self._paced_since > _PACE_HOLD:
-                if now - self._last_pause > _PACE_FORGET:
-                    # A minute without a 429: the pace is no longer needed (or wrong).
-                    self._set_learned_rate(None, now)
-                    self._estimates.clear()
-                    self._after_pause = False
-                else:
-                    # No 429 for a while: the limit may have risen (or others stopped).
-                    self._set_learned_rate(self._learned_rate * _PACE_GROWTH, now)
-            tat = max(self._tat, now)
-            wait = tat - now - self._burst_tolerance
-            if deadline is not None and wait > 0 and now + wait > deadline:
-                raise RateLimitedError(
-                    "the client's requests/second cap leaves no room before this call's deadline",
-                    retry_after=wait,
-                    retryable=False,
-                )
-            self._tat = tat + self._interval
-            if wait > 0:
-                await asyncio.sleep(wait)
-
-    def _release_slot(self) -> None:
+    def give_back(self) -> None:
         self._in_flight -= 1
-        if self._waiters:
-            self._wake()
-
-    def _wake(self) -> None:
         while self._waiters and self._in_flight < self._bound:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 self._in_flight += 1
                 waiter.set_result(None)
 
-    def release(self, started: float, latency: float | None, rate_limited: bool) -> None:
-        """Give a slot back, and let the outcome steer the bound.
+    def fail_waiters(self, error: BaseException) -> None:
+        """End every queued waiter with ``error`` (the client is closing)."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(error)
 
-        ``started`` is the send time (this clock); ``latency`` the round trip of a
-        successful answer, None for failures.
-        """
+    def _set_limit(self, value: float) -> None:
+        self._limit = value
+        self._bound = max(self.min_concurrency, int(value))
+
+    def succeeded(self, started: float, latency: float) -> None:
+        if not self.adaptive:
+            return
+        if self.latency_tolerance is not None:
+            self._observe_latency(started, latency)
+        if self._limit < self.max_concurrency:
+            self._set_limit(min(float(self.max_concurrency), self._limit + 1.0 / self._limit))
+
+    def refused(self, started: float) -> None:
         if self.adaptive:
-            if rate_limited:
-                self._decrease(started, _DECREASE_FACTOR)
-            elif latency is not None:
-                # A success in its 50 ms bucket: one compare and one add.
-                now = started + latency
-                if now >= self._bucket_ends:
-                    self._advance(int(now * _BUCKETS_PER_SECOND))
-                self._counts[self._slot] += 1
-                if self.latency_tolerance is not None:
-                    self._observe_latency(started, latency)
-                limit = self._limit
-                if limit < self.max_concurrency:
-                    self._set_limit(min(float(self.max_concurrency), limit + 1.0 / limit))
-        self._release_slot()
+            self._decrease(started, _DECREASE_FACTOR)
 
     def _decrease(self, started: float, factor: float) -> None:
-        # One decrease per congestion event: answers to requests sent before the last
-        # decrease say nothing new.
+        # Once per congestion event: answers to sends made before the last decrease say
+        # nothing new.
         if started < self._last_decrease:
             return
         self._set_limit(max(float(self.min_concurrency), self._limit * factor))
         self._last_decrease = self._clock()
 
     def _observe_latency(self, started: float, latency: float) -> None:
-        if self.latency_tolerance is None:
-            return
         self._min_latency = min(self._min_latency * 1.001 + 1e-6, latency)
         self._latency_ewma = (
             latency if not self._latency_ewma else (0.9 * self._latency_ewma + 0.1 * latency)
         )
+        assert self.latency_tolerance is not None
         if self._latency_ewma > self._min_latency * self.latency_tolerance:
             self._decrease(started, _LATENCY_DECREASE_FACTOR)
 
-    def cool_down(self, seconds: float) -> bool:
-        """Pause every caller of this client for ``seconds``; True if it extended the pause.
 
-        A pause that starts anew (not one extended by the other answers of the same
-        burst) also teaches the limiter a pace, when the gateway counts per second (a
-        Retry-After of at most 1 s). If this client's sends began at the end of an earlier
-        pause, the gateway's window was fresh, so the successes of the second before
-        this 429 are what it allows per second, or more (a burst can straddle two of its
-        windows), never less. (The first 429 of a run teaches nothing: the window may
-        have been partly spent before.) From then on, sends are paced at 95% of the
-        smallest of the last three such counts, so the gateway's windows are no longer
-        run dry and no pause is needed; after each 10 s without a 429 the pace grows 2%,
-        to find a raised limit, and after a minute without one it is forgotten.
-        """
+class Cooldown:
+    """A pause for every caller of a client: the gateway said (with a long Retry-After)
+    that nothing will pass until then. It is only ever extended, never shortened."""
+
+    def __init__(self, clock: Clock = time.monotonic) -> None:
+        self._clock = clock
+        self._until = 0.0
+        self.extended = 0  # pauses started or extended
+        self.started = 0  # pauses started anew (a burst of 429s is one)
+
+    @property
+    def remaining(self) -> float:
+        return max(0.0, self._until - self._clock())
+
+    def extend(self, seconds: float) -> bool:
+        """Pause until ``seconds`` from now; True if that extended the pause."""
         now = self._clock()
         until = now + seconds
-        if until <= self._cooldown_until:
+        if until <= self._until:
             return False
-        starts_anew = self._cooldown_until <= now
-        self._cooldown_until = until
-        self.cooldowns += 1
-        self.pauses += starts_anew
-        if starts_anew:
-            self._last_pause = now
-        if starts_anew and self.adaptive and seconds <= 1.0:
-            allowed = self.successes_last_second()
-            trusted, self._after_pause = self._after_pause, True
-            if trusted and allowed >= _PACE_MIN_SUCCESSES:
-                self._estimates.append(allowed)
-                self._set_learned_rate(_PACE_SHARE * min(self._estimates), now)
+        self.started += self._until <= now
+        self._until = until
+        self.extended += 1
         return True
+
+    async def wait(self, deadline: float | None) -> None:
+        """Wait the pause out; raise RateLimitedError at once if it ends after ``deadline``."""
+        while True:
+            now = self._clock()
+            left = self._until - now
+            if left <= 0:
+                return
+            if deadline is not None and now + left > deadline:
+                raise RateLimitedError(
+                    f"the gateway asked to pause {left:.1f}s, longer than this call's time left",
+                    retry_after=left,
+                    retryable=False,
+                )
+            await asyncio.sleep(left)
+
+
+class Limiter:
+    """How hard a client presses the gateway: a :class:`ConcurrencyBound`, a
+    :class:`~maxa_async.pacer.Pacer` (the rate the gateway admits) and a
+    :class:`Cooldown` (long Retry-Afters), composed. ``acquire`` takes a slot, waits out
+    any cooldown and then the send's turn in the pace; ``release`` reports the answer."""
+
+    def __init__(
+        self,
+        max_concurrency: int,
+        *,
+        adaptive: bool = True,
+        min_concurrency: int = 1,
+        rate_limit: float | None = None,
+        fail_fast: bool = False,
+        latency_tolerance: float | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if rate_limit is not None and (not _finite(rate_limit) or rate_limit <= 0):
+            raise ValueError(f"rate_limit must be positive requests/second, got {rate_limit!r}")
+        self.bound = ConcurrencyBound(
+            max_concurrency,
+            adaptive=adaptive,
+            min_concurrency=min_concurrency,
+            latency_tolerance=latency_tolerance,
+            clock=clock,
+        )
+        self.pacer = Pacer(cap=rate_limit, adaptive=adaptive)
+        self.cooldown = Cooldown(clock)
+        self.fail_fast = fail_fast
+        self._clock = clock
+        self._turns = asyncio.Lock()  # sends take their turn in the pace one by one (FIFO)
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def max_concurrency(self) -> int:
+        return self.bound.max_concurrency
+
+    @property
+    def limit(self) -> int:
+        """The current bound on in-flight requests."""
+        return self.bound.limit
+
+    @property
+    def in_flight(self) -> int:
+        return self.bound.in_flight
+
+    @property
+    def waiting(self) -> int:
+        return self.bound.waiting
+
+    @property
+    def cooldown_remaining(self) -> float:
+        return self.cooldown.remaining
+
+    @property
+    def learned_rate(self) -> float | None:
+        """The requests/second sends are paced at now (None: not paced)."""
+        return self.pacer.rate(self._clock())
+
+    def state(self) -> dict[str, float | int | None]:
+        """What the limiter is doing now, for stats and logs."""
+        pace = self.pacer.rate(self._clock())
+        estimate = self.pacer.estimate
+        return {
+            "limit": self.bound.limit,
+            "max_concurrency": self.bound.max_concurrency,
+            "in_flight": self.bound.in_flight,
+            "waiting": self.bound.waiting,
+            "pace": None if pace is None else round(pace, 1),
+            "admitted_estimate": None if estimate is None else round(estimate, 1),
+            "window": self.pacer.horizon,
+            "pace_cuts": self.pacer.cuts,
+            "pauses": self.cooldown.started,
+            "cooldown_remaining": round(self.cooldown.remaining, 3),
+        }
+
+    # ------------------------------------------------------------------ acquire / release
+
+    def try_acquire(self) -> bool:
+        """Take a slot at once when nothing asks to wait (no cooldown, no pace, nobody
+        queued); the caller then skips :meth:`acquire`."""
+        now = self._clock()
+        if self.cooldown.remaining or self.pacer.rate(now) is not None:
+            return False
+        if self.bound.try_take():
+            self.pacer.sent(now)
+            return True
+        return False
+
+    async def acquire(self, deadline: float | None = None) -> float:
+        """Take a slot, wait out any cooldown, then the send's turn in the pace. Returns
+        the seconds spent waiting for the slot (callers extend their deadline by it)."""
+        started = self._clock()
+        if not self.bound.try_take():
+            if self.fail_fast:
+                raise RateLimitedError(
+                    f"client-side concurrency limit reached ({self.limit} in flight)",
+                    status=None,
+                    retryable=False,
+                )
+            await self.bound.take()
+        slot_wait = self._clock() - started
+        try:
+            await self._wait_turn(None if deadline is None else deadline + slot_wait)
+        except BaseException:
+            self.bound.give_back()
+            raise
+        return slot_wait
+
+    async def _wait_turn(self, deadline: float | None) -> None:
+        async with self._turns:
+            while True:
+                await self.cooldown.wait(deadline)
+                now = self._clock()
+                ready = self.pacer.ready_at(now)
+                if ready <= now:
+                    break
+                if deadline is not None and ready > deadline:
+                    raise RateLimitedError(
+                        "the pace the gateway admits leaves no room before this call's deadline",
+                        retry_after=ready - now,
+                        retryable=False,
+                    )
+                await asyncio.sleep(ready - now)
+            self.pacer.sent(now)
+
+    def release(
+        self,
+        started: float,
+        latency: float | None,
+        rate_limited: bool,
+        *,
+        retry_after: float | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        """Give a slot back and let the answer steer the bound and the pace.
+
+        ``started`` is the send time (this clock); ``latency`` the round trip of a
+        successful answer, None for failures; ``rate_limited`` for a 429, with its
+        ``retry_after`` and any ``budget`` the headers announced."""
+        now = self._clock()
+        if rate_limited:
+            self.bound.refused(started)
+            self.pacer.refused(started, now, retry_after, budget)
+        elif latency is not None:
+            self.bound.succeeded(started, latency)
+            self.pacer.admitted(started, now, budget)
+        self.bound.give_back()
+
+    def cool_down(self, seconds: float) -> bool:
+        """Pause every caller for ``seconds``; True if it extended the pause."""
+        return self.cooldown.extend(seconds)
+
+    @property
+    def cooldowns(self) -> int:
+        return self.cooldown.extended
+
+    @property
+    def pauses(self) -> int:
+        return self.cooldown.started

@@ -28,11 +28,13 @@ async def _until(predicate, within: float = 5.0) -> None:
         await asyncio.sleep(0.005)
 
 
-async def test_retry_after_pauses_every_caller(make_client, gateway: FakeGateway):
-    async with make_client(max_concurrency=300, adaptive=False, coalesce=False) as client:
-        await client.terminology(*RELIGION)  # token outside the window
-        gateway.config.rps_limit = 100
-        await _align_to_window_start()
+async def test_a_long_retry_after_pauses_every_caller(make_client, gateway: FakeGateway):
+    # A Retry-After over a second says nothing passes until then (here a quota of 100
+    # per 3 s): every caller waits it out. A short one only slows the pace (see
+    # tests/client/test_rate_control.py).
+    async with make_client(max_concurrency=300, coalesce=False) as client:
+        await client.terminology(*RELIGION)  # token outside the quota
+        gateway.config.update(quota=100, quota_period=3.0)
         tasks = [
             asyncio.create_task(client.terminology_value_by_version("eRx", "60002", version="1000"))
             for _ in range(300)
@@ -141,23 +143,24 @@ async def test_rate_cap_spaces_requests(make_client, gateway):
     assert elapsed >= 9 * 0.05 * 0.95
 
 
-def test_aimd_halves_once_per_congestion_event_and_grows_back():
+def test_aimd_shrinks_once_per_congestion_event_and_grows_back():
+    # A refusal shrinks the bound by a tenth (the pacer, not the bound, finds the rate).
     now = [100.0]
     limiter = Limiter(64, clock=lambda: now[0])
-    limiter._in_flight = 10
+    limiter.bound._in_flight = 10
     for _ in range(10):  # ten 429s for requests sent before the decrease: one event
         limiter.release(started=99.0, latency=None, rate_limited=True)
-    assert limiter.limit == 32
+    assert limiter.limit == 57  # 64 * 0.9
     now[0] = 101.0
-    limiter._in_flight = 1
+    limiter.bound._in_flight = 1
     limiter.release(started=100.5, latency=None, rate_limited=True)
-    assert limiter.limit == 16
+    assert limiter.limit == 51  # 57.6 * 0.9
     # additive increase: about +1 per round of `limit` successes
-    limiter._in_flight = 20
-    for _ in range(20):
+    limiter.bound._in_flight = 52
+    for _ in range(52):
         limiter.release(started=102.0, latency=0.01, rate_limited=False)
-    assert limiter.limit == 17
-    limiter._in_flight = 3000
+    assert limiter.limit == 52
+    limiter.bound._in_flight = 3000
     for _ in range(3000):
         limiter.release(started=102.0, latency=0.01, rate_limited=False)
     assert limiter.limit == 64  # capped at the maximum
@@ -167,13 +170,13 @@ def test_aimd_halves_once_per_congestion_event_and_grows_back():
 def test_aimd_never_below_one_and_off_when_not_adaptive():
     now = [0.0]
     limiter = Limiter(4, clock=lambda: now[0])
-    for step in range(10):
+    for step in range(20):
         now[0] = float(step + 1)
-        limiter._in_flight = 1
+        limiter.bound._in_flight = 1
         limiter.release(started=now[0], latency=None, rate_limited=True)
     assert limiter.limit == 1
     fixed = Limiter(4, adaptive=False)
-    fixed._in_flight = 1
+    fixed.bound._in_flight = 1
     fixed.release(started=0.0, latency=None, rate_limited=True)
     assert fixed.limit == 4
 
@@ -183,12 +186,12 @@ def test_latency_rise_shrinks_the_limit_when_enabled():
     limiter = Limiter(64, latency_tolerance=2.0, clock=lambda: now[0])
     for step in range(50):
         now[0] = float(step)
-        limiter._in_flight = 1
+        limiter.bound._in_flight = 1
         limiter.release(started=now[0], latency=0.010, rate_limited=False)
     assert limiter.limit == 64
     for step in range(50, 100):
         now[0] = float(step)
-        limiter._in_flight = 1
+        limiter.bound._in_flight = 1
         limiter.release(started=now[0], latency=0.100, rate_limited=False)
     assert limiter.limit < 64
 
@@ -226,122 +229,5 @@ async def test_stats_and_debug_logs_carry_request_ids(make_client, gateway, capl
     assert creds.password not in text and creds.client_secret not in text
 
 
-def _successes(limiter: Limiter, count: int, at: float) -> None:
-    limiter._in_flight = count
-    for _ in range(count):
-        limiter.release(started=at - 0.01, latency=0.01, rate_limited=False)
-
-
-def test_the_pace_is_learned_from_a_pause_that_followed_a_pause():
-    now = [1000.0]
-    limiter = Limiter(64, clock=lambda: now[0])
-    # A cold start: the gateway's window may have been partly spent by someone else, so
-    # the first 429 teaches nothing, however many successes came before it.
-    _successes(limiter, 120, now[0])
-    assert limiter.cool_down(1.0) and limiter.learned_rate is None
-    assert limiter.pauses == 1
-    # The other 429s of the same burst extend the pause; they are not pauses of their own.
-    now[0] += 0.01
-    assert limiter.cool_down(1.0)
-    assert limiter.pauses == 1
-    # After the pause: a fresh window, 300 successes in 0.2 s, then the next 429.
-    now[0] += 1.2
-    _successes(limiter, 300, now[0])
-    now[0] += 0.2
-    assert limiter.cool_down(1.0)
-    assert limiter.pauses == 2
-    assert limiter.learned_rate == pytest.approx(0.95 * 300)
-    assert limiter._interval == pytest.approx(1 / (0.95 * 300))
-    # A later count that straddled two windows (more) does not raise it; a smaller one
-    # (another client now shares the account) lowers it: the smallest of the last three.
-    now[0] += 1.5
-    _successes(limiter, 450, now[0])
-    assert limiter.cool_down(1.0)
-    assert limiter.learned_rate == pytest.approx(0.95 * 300)
-    now[0] += 1.5
-    _successes(limiter, 200, now[0])
-    assert limiter.cool_down(1.0)
-    assert limiter.learned_rate == pytest.approx(0.95 * 200)
-    # Successes older than a second are not counted.
-    now[0] += 1.5
-    _successes(limiter, 500, now[0] - 1.2)
-    _successes(limiter, 250, now[0])
-    assert limiter.successes_last_second() == 250
-
-
-def test_no_pace_from_long_retry_after_or_when_not_adaptive():
-    now = [50.0]
-    limiter = Limiter(64, clock=lambda: now[0])
-    for _ in range(3):
-        _successes(limiter, 300, now[0])
-        assert limiter.cool_down(5.0)  # a window longer than a second: nothing to learn
-        now[0] += 6.0
-    assert limiter.learned_rate is None and limiter._interval == 0.0
-    fixed = Limiter(64, adaptive=False, clock=lambda: now[0])
-    for _ in range(3):
-        _successes(fixed, 300, now[0])
-        fixed.cool_down(1.0)
-        now[0] += 1.5
-    assert fixed.learned_rate is None
-
-
-def _paced_at_95(now: list[float]) -> Limiter:
-    """A limiter (clock: ``now[0]``) that learned 100 successes/s from its second pause."""
-    limiter = Limiter(64, clock=lambda: now[0])
-    limiter.cool_down(1.0)
-    now[0] = 1.5
-    _successes(limiter, 100, now[0])
-    limiter.cool_down(1.0)
-    return limiter
-
-
-async def test_the_learned_pace_grows_after_ten_quiet_seconds():
-    now = [0.0]
-    limiter = _paced_at_95(now)
-    assert limiter.learned_rate == pytest.approx(95.0)
-    now[0] = 13.0  # the pause is over and 11.5 s passed without a 429
-    await limiter.acquire()
-    assert limiter.learned_rate == pytest.approx(95.0 * 1.02)
-    await limiter.acquire()  # at most once per quiet period
-    assert limiter.learned_rate == pytest.approx(95.0 * 1.02)
-    assert limiter.in_flight == 2
-
-
-async def test_a_per_second_limit_is_learned_and_paced(make_client, gateway: FakeGateway):
-    # Gateway: 200 req/s in fixed one-second windows. Without a pace every window ends
-    # in a pause (about 8 over this run); with it, the client stops running windows dry
-    # once it has seen one burst after a pause.
-    gateway.config.rps_limit = 200
-    items = [
-        maxa.CodedText(value=f"v{i}", terminology_id="ContactType", coded_string="1")
-        for i in range(1600)
-    ]
-    async with make_client(max_concurrency=16, retry=maxa.RetryPolicy(attempts=10)) as client:
-        await client.terminology(*RELIGION)
-        outcomes = [o async for o in client.validate_many(items)]
-        limiter = client.limiter
-        assert len(outcomes) == 1600 and all(o.error is None for o in outcomes)
-        assert limiter.learned_rate is not None
-        assert 0.95 * 200 * 0.95 <= limiter.learned_rate <= 0.95 * 400
-        assert limiter.pauses <= 4, limiter.pauses
-        shown = client.stats.as_dict()["limiter"]  # the pace is in the client's stats
-        assert shown["learned_rate"] == round(limiter.learned_rate, 1)
-        assert shown["pauses"] == limiter.pauses and shown["in_flight"] == 0
-        assert client.stats.rate_limited == gateway.stats.rate_limited
-        assert client.stats.failures == 0
-
-
-async def test_the_learned_pace_is_forgotten_after_a_quiet_minute():
-    now = [0.0]
-    limiter = _paced_at_95(now)
-    assert limiter.learned_rate is not None
-    assert not limiter.try_acquire()  # paced: every send takes its turn
-    now[0] = 70.0  # a minute and more without a 429
-    await limiter.acquire()
-    assert limiter.learned_rate is None and limiter._interval == 0.0
-    assert limiter.try_acquire()  # the fast path is back
-    assert limiter.in_flight == 2
-    # and a later pause teaches nothing until one follows it (as at the start)
-    _successes(limiter, 100, now[0])
-    limiter.cool_down(1.0)
-    assert limiter.learned_rate is None
+# The pacer (the rate the gateway admits, whatever its limiter's shape) is tested in
+# tests/client/test_rate_control.py.
