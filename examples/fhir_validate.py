@@ -5,6 +5,7 @@ same over HTTP as `maxa serve --fhir --offline` does. Credentials come from MAXA
 """
 
 import asyncio
+from typing import Any
 
 import aiohttp
 
@@ -16,7 +17,7 @@ ERX = "urn:maxa-async:CodeSystem:eRx"  # MAXA's own terminologies: local URNs
 DROPS = "ACETAMINOPHEN 100 mg / 1mL 15 mL SOLUTION / DROPS ORAL"
 
 
-def show(answer: dict) -> str:
+def show(answer: dict[str, Any]) -> str:
     """'result=True, display=...' from a Parameters resource."""
     parts = []
     for parameter in answer["parameter"]:
