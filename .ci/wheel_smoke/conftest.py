@@ -1,0 +1,3 @@
+"""CI copies this folder outside the checkout and runs it against the installed wheel."""
+
+pytest_plugins = ["maxa_async.testing.pytest_plugin"]
