@@ -31,9 +31,19 @@ def eventually(condition: Callable[[], bool]) -> bool:
 
 @contextlib.contextmanager
 def ctrl_c_when(condition: Callable[[], bool]) -> Iterator[threading.Event]:
-    """Send SIGINT to the main thread once ``condition()`` holds; yields 'sent'."""
+    """Send SIGINT to the main thread once ``condition()`` holds; yields 'sent'.
+
+    Its handler raises KeyboardInterrupt only inside the block: a signal that arrived
+    late (the call ended first) fails the test's own assertions instead of stopping the
+    whole pytest session."""
     assert threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    armed = True
+
+    def interrupt(signum: int, frame: object) -> None:
+        if armed:
+            raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, interrupt)
     sent = threading.Event()
     stop = threading.Event()
     main = threading.main_thread().ident
@@ -53,8 +63,10 @@ def ctrl_c_when(condition: Callable[[], bool]) -> Iterator[threading.Event]:
     try:
         yield sent
     finally:
+        armed = False
         stop.set()
         timer.join()
+        time.sleep(0.05)  # a signal still pending is handled here, by the disarmed handler
         signal.signal(signal.SIGINT, previous)
 
 
