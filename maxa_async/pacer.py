@@ -6,25 +6,26 @@ sleeps. The client sends one request at a time through :meth:`Pacer.ready_at` an
 
 How it works, and why:
 
-* **Start**: sends are paced from a modest rate that doubles every tenth of a second
-  until the gateway first refuses one (a slow start, as in TCP). An unpaced start would
-  spend a small token bucket's burst in a millisecond and then learn nothing from the
-  refusals that follow; doubling keeps the first overshoot under 2x.
-* **Measure**: a refusal means the client sent faster than the gateway admits, so the
-  successes counted while that is so *are* the admitted rate (a delivery-rate estimate,
-  as in BBR). They are counted over the limiter's window: at least a second, longer when
-  a ``Retry-After`` or a run of refusals shows that the gateway counts over longer
-  windows (a fixed 10 s window refuses for up to 10 s: one second of it says ten times
-  too much, or nothing at all). The start's first refusal uses the last fifth of a
-  second instead, since the ramp before it says nothing about the limit.
+* **Unpaced until refused.** A gateway that never answers 429 never sees a pace.
+* **Slow start.** At the first refusal the pace starts from what was admitted over the
+  last second and doubles every 50 ms until refusals make up a tenth of the answers; what
+  the gateway admitted of that last pace is the rate. (Measuring at the first refusal
+  alone would say "one burst per second" for a token bucket with a small burst.)
 * **Pace** (GCRA) just under the estimate, then probe upward on a cubic curve (CUBIC):
-  flat near the estimate, so refusals stay rare while the limit holds, and steep beyond
-  it, so that a raised limit is found in seconds.
-* **A spent window**: refused again with nothing admitted since the last cut, the pace
-  halves at each refusal, so only a few are spent until the gateway admits again; then
-  the rate is measured afresh over the window.
+  flat near the estimate, so refusals stay rare while the limit holds, steep beyond it,
+  so that a raised limit is found in seconds.
+* **Cut** when refusals make up more than a few percent of recent answers: the successes
+  counted while refused *are* the admitted rate (a delivery-rate estimate, as in BBR).
+  They are counted over the limiter's window: at least a second, longer when a
+  ``Retry-After`` or a run of refusals shows longer windows (one second of a fixed 10 s
+  window says ten times too much, or nothing). A stray refusal (two sends that arrived
+  close together at a bucket with no burst) cuts nothing: cutting on each would ratchet
+  the pace down to where timing noise never bunches two sends.
+* **A spent window.** Refused again and again with nothing admitted, the pace halves at
+  each refusal, so only a few are spent until the gateway admits again; then the rate is
+  measured afresh over the window.
 * **Budget headers** (Spring's ``X-RateLimit-*``, the IETF draft's ``RateLimit``): a
-  gateway that announces its rate is believed, so it never has to refuse to teach it.
+  gateway that announces its budget is believed, and never has to refuse to teach it.
 
 A refusal of a send made before the last cut says nothing new (it went at the old pace),
 so each congestion event cuts the pace once.
@@ -32,6 +33,7 @@ so each congestion event cuts the pace once.
 
 from __future__ import annotations
 
+import collections
 import math
 from collections.abc import Mapping
 from typing import Final
@@ -43,24 +45,28 @@ __all__ = ["Budget", "Pacer", "budget_from_headers"]
 _BUCKET: Final = 0.05  # seconds per history bucket
 _HISTORY: Final = 1280  # buckets kept: 64 s, longer than the longest window measured
 _MAX_HORIZON: Final = 60.0  # windows longer than this are quotas: a cooldown, not a pace
-_START_RATE: Final = 50.0  # requests/second at the start, doubling every _RAMP_STEP
-_RAMP_STEP: Final = 0.1
-_SHORT_SPAN: Final = 0.2  # seconds measured at the start's first refusal
-_NOW_SPAN: Final = 0.1  # "right now", for the refused share
+_RAMP_STEP: Final = 0.05  # the slow start doubles the pace this often
+_RAMP_FLOOR: Final = 20.0  # and starts from at least this (answers may still be on the way)
+_RAMP_EXIT_SHARE: Final = 0.1  # refused share of recent answers that ends the slow start
+_RECENT: Final = 50  # the last answers at a pace that say whether it is too fast
+_CUT_REFUSALS: Final = 2  # refusals among them that cut it (one is a stray)
+_NOW_SPAN: Final = 0.1  # "right now", for the refused share and the slow start's estimate
 _MIN_SPAN: Final = 0.25  # the shortest span a later estimate is measured over
 _HEADROOM: Final = 0.97  # pace this share of the estimate after a cut
+_BUDGET_HEADROOM: Final = 0.98  # and of an announced rate
 _PLATEAU: Final = 1.5  # seconds to climb back to the estimate (CUBIC's K)
-_MIN_RATE: Final = 0.5  # never slower than one send per two seconds while paced
+_MIN_RATE: Final = 2.0  # the slowest pace: how often a spent window is probed
+_MIN_REFUSALS: Final = 3  # refusals at a pace before it may be judged too fast
+_SPENT_AFTER: Final = 8  # refusals in a row at a pace, nothing admitted: a spent window
+_MIN_SAMPLE: Final = 20  # answers at a pace before a few refusals may cut it
 _UNPACED: Final = 1e6  # a pace this high paces nothing
-_RAMP_EXIT_SHARE: Final = 0.1  # refused share of recent sends that ends the slow start
-_SPENT_AFTER: Final = 3  # refusals in a row, nothing admitted, that mean a spent window
 
 
 @attrs.frozen
 class Budget:
     """What a gateway announced in rate-limit headers: the requests per second it
-    replenishes, how many it would admit now, and when it is whole again (None where a
-    header family leaves one out)."""
+    replenishes, how many it would admit now, and the seconds until it is whole again
+    (None where a header family leaves one out)."""
 
     rate: float
     remaining: int | None = None
@@ -80,22 +86,28 @@ class Pacer:
         self.adaptive = adaptive
         self._tat = 0.0  # GCRA theoretical arrival time of the next send
         self._successes = [0] * _HISTORY
-        self._refused = [0] * _HISTORY
         self._head = 0  # absolute index of the newest history bucket
-        self._started = False
-        self._ramping = adaptive  # the slow start, until the first refusal in it
-        self._ramp_rate = _START_RATE
+        self._limited = False  # refused at least once: paced from then on
+        self._ramping = False  # in the slow start
+        self._ramp_rate = 0.0
         self._ramp_step_at = 0.0
+        self._sent_in_step = 0
         self._estimate: float | None = None  # W: the admitted rate last measured
-        self._start = 0.0  # the pace the cut started from
-        self._epoch = 0.0  # when it was measured (the cubic's origin)
+        self._start = 0.0  # the pace the last cut started from
+        self._epoch = 0.0  # when (the cubic's origin)
         self._cut_at = -math.inf  # refusals of sends made before this say nothing new
-        self._measured_since = 0.0  # successes before this were not a measurement
         self._horizon = 1.0  # the limiter's window, as far as we know
         self._refusing_since: float | None = None  # a run of refusals, no success yet
-        self._admitted_since_cut = True
-        self._refused_since_cut = 0
-        self._halved = False  # the last cut halved the pace: nothing was admitted
+        self._last_refusal = 0.0
+        self._measured_since = 0.0  # successes before this went at unsaturated paces
+        # Answers to sends made since the last cut (at the pace in force), and in the
+        # slow start per doubling step.
+        self._fresh_admitted = self._fresh_refused = 0
+        self._step_admitted = self._step_refused = 0
+        self._last_step_answers = self._last_step_refused = 0
+        self._recent: collections.deque[bool] = collections.deque(maxlen=_RECENT)
+        self._halved = False  # the pace was halved: nothing was being admitted
+        self._hold_until = 0.0  # an announced budget ran out: no send before this
         self._announced: Budget | None = None
         self._announced_at = -math.inf
         self.cuts = 0  # times the pace was lowered
@@ -124,26 +136,31 @@ class Pacer:
         if not self.adaptive:
             return None
         if self._announced is not None and now - self._announced_at < 2 * self._horizon + 1:
-            return self._announced_pace()
+            return _BUDGET_HEADROOM * self._announced.rate
+        if not self._limited:
+            return None
         if self._ramping:
-            while self._started and now >= self._ramp_step_at:
-                self._ramp_rate *= 2
-                self._ramp_step_at += _RAMP_STEP
+            if now >= self._ramp_step_at:
+                # Double only a pace that was used: callers that were not sending (all
+                # waiting out a Retry-After, say) tested nothing at this pace.
+                if self._sent_in_step >= 0.5 * self._ramp_rate * _RAMP_STEP:
+                    self._ramp_rate *= 2
+                self._sent_in_step = 0
+                self._last_step_answers = self._step_admitted + self._step_refused
+                self._last_step_refused = self._step_refused
+                self._step_admitted = self._step_refused = 0
+                self._ramp_step_at = now + _RAMP_STEP
             return self._ramp_rate if self._ramp_rate < _UNPACED else None
         assert self._estimate is not None
         # CUBIC: W (1 + c (t - K)^3), c chosen so that the pace starts where the cut put
         # it (_HEADROOM * W, or lower): flat near W, steep beyond.
         t = now - self._epoch
         c = (1 - self._start / self._estimate) / _PLATEAU**3
-        return max(_MIN_RATE, self._estimate * (1 + c * (t - _PLATEAU) ** 3))
-
-    def _announced_pace(self) -> float:
-        budget = self._announced
-        assert budget is not None
-        pace = budget.rate
-        if budget.remaining is not None and budget.remaining <= 0 and budget.reset:
-            # Nothing left: spread the next sends over the time until the reset.
-            pace = min(pace, 1.0 / budget.reset)
+        pace = self._estimate * (1 + c * (t - _PLATEAU) ** 3)
+        if pace > self._estimate:
+            # Probe past W no further than twice what was delivered lately: a pace that
+            # grew while callers were idle would be a burst when they come back.
+            pace = min(pace, max(self._estimate, 2 * self.delivered(1.0, now)))
         return max(_MIN_RATE, pace)
 
     # ------------------------------------------------------------------ sending
@@ -154,65 +171,74 @@ class Pacer:
         Sends go one at a time through this, each timed with the pace in force when its
         turn comes: a cut slows the very next send, not only those after a queue of
         reservations made at the old pace."""
-        if not self._started or self.rate(now) is None:
-            return now
-        return max(now, self._tat)
+        if self.rate(now) is None:
+            return max(now, self._hold_until)
+        return max(now, self._tat, self._hold_until)
 
     def sent(self, now: float) -> None:
         """A send went ``now``."""
-        if not self._started:
-            self._started = True
-            self._ramp_step_at = now + _RAMP_STEP
-            self._measured_since = now
-            self._tat = now
+        self._sent_in_step += 1
         interval = 1.0 / (self.rate(now) or _UNPACED)
         # One interval of slack: a send whose timer fired a little late is caught up.
         self._tat = max(self._tat, now - interval) + interval
 
-    # ------------------------------------------------------------------ answers
+    # ------------------------------------------------------------------ history
 
     def _advance(self, now: float) -> int:
         index = int(now / _BUCKET)
         if index > self._head:
             for stale in range(max(self._head + 1, index - _HISTORY + 1), index + 1):
                 self._successes[stale % _HISTORY] = 0
-                self._refused[stale % _HISTORY] = 0
             self._head = index
         return self._head
 
+    def _first(self, span: float, now: float) -> tuple[int, int]:
+        last = self._advance(now)
+        return last - max(1, min(_HISTORY, round(span / _BUCKET))) + 1, last
+
     def delivered(self, span: float, now: float) -> float:
         """Successes per second over about the last ``span`` seconds."""
-        last = self._advance(now)
-        buckets = max(1, min(_HISTORY, round(span / _BUCKET)))
-        first = last - buckets + 1
+        first, last = self._first(span, now)
         count = sum(self._successes[i % _HISTORY] for i in range(first, last + 1))
         return count / max(_BUCKET, now - first * _BUCKET)  # the newest bucket is filling
 
-    def _refused_share(self, span: float, now: float) -> float:
-        last = self._advance(now)
-        first = last - max(1, round(span / _BUCKET)) + 1
-        refused = sum(self._refused[i % _HISTORY] for i in range(first, last + 1))
-        admitted = sum(self._successes[i % _HISTORY] for i in range(first, last + 1))
-        return refused / max(1, refused + admitted)
+    def most_delivered(self, span: float, within: float, now: float) -> float:
+        """The most successes per second over any ``span`` seconds of the last ``within``."""
+        width = max(1, round(span / _BUCKET))
+        first, last = self._first(within, now)
+        counts = [self._successes[i % _HISTORY] for i in range(first, last + 1)]
+        best = running = sum(counts[:width])
+        for i in range(width, len(counts)):
+            running += counts[i] - counts[i - width]
+            best = max(best, running)
+        return best / (width * _BUCKET)
+
+    # ------------------------------------------------------------------ answers
 
     def admitted(self, sent_at: float, now: float, budget: Budget | None = None) -> None:
         """A send was answered with a success."""
         self._successes[self._advance(now) % _HISTORY] += 1
         if self._refusing_since is not None:
-            # The gateway refused everything for this long: its window is at least that.
-            run = now - self._refusing_since
-            if run > self._horizon:
+            # Nothing was admitted from the first refusal of the run to the last: the
+            # gateway's window is at least that long.
+            run = self._last_refusal - self._refusing_since
+            if run >= 1.0 and run > self._horizon:
                 self._horizon = min(_MAX_HORIZON, float(math.ceil(run)))
             self._refusing_since = None
         if budget is not None:
             self._announce(budget, now)
-        if not self._admitted_since_cut:
-            self._admitted_since_cut = True
-            if self._halved:
-                # Admitted again after refusing everything since the last cut (a window
-                # ran out): what the gateway admitted over its window is the rate to keep.
-                self._halved = False
-                self._cut(self.delivered(self._span(now), now), now)
+        if sent_at < self._cut_at:
+            return  # sent at an old pace: says nothing about the new one
+        self._fresh_admitted += 1
+        self._step_admitted += 1
+        self._recent.append(False)
+        if self._halved:
+            # Admitted again after a spent window: the most it admitted in one window
+            # lately is the rate to keep (the probes that found it open came late, so the
+            # last window's worth of time may have missed the burst that spent it).
+            self._halved = False
+            self._cut(self.most_delivered(self._horizon, 3 * self._horizon, now), now)
+            self._measured_since = now - self._horizon
 
     def refused(
         self,
@@ -223,63 +249,98 @@ class Pacer:
     ) -> bool:
         """A send was refused (429). Returns True if the pace was cut."""
         self.refusals += 1
-        self._refused[self._advance(now) % _HISTORY] += 1
+        self._advance(now)
         if self._refusing_since is None:
             self._refusing_since = now
+        self._last_refusal = now
         if retry_after is not None and retry_after > self._horizon:
             self._horizon = min(_MAX_HORIZON, float(math.ceil(retry_after)))
         if budget is not None:
             self._announce(budget, now)
         if not self.adaptive or sent_at < self._cut_at:
-            return False
-        if self._ramping:
-            if self._refused_share(_SHORT_SPAN, now) < _RAMP_EXIT_SHARE:
-                return False  # a stray refusal (arrivals bunched up on the way): go on
+            return False  # sent at an old pace: reacted to already
+        self._fresh_refused += 1
+        self._step_refused += 1
+        if not self._limited:
+            # The first refusal: from now on sends are paced, starting from what was
+            # admitted over the last second and doubling until refusals say "too fast".
+            self._limited = True
+            self._ramping = True
+            self._ramp_rate = max(_RAMP_FLOOR, self.delivered(1.0, now))
+            self._ramp_step_at = now + _RAMP_STEP
+            self._sent_in_step = 0
+            self._tat = now
+            self._measured_since = now  # what came before was a burst, not a rate
+            self._mark_cut(now)
+            return True
+        if self._fresh_refused < _MIN_REFUSALS:
+            return False  # too few answers at this pace to tell anything yet
+        if not self._fresh_admitted and self._fresh_refused >= _SPENT_AFTER:
+            # Refused again and again, nothing admitted at all lately: the gateway admits
+            # nothing at the moment (a spent window). Halve, so that only a few refusals
+            # are spent before it admits again.
+            pace = self._learned(now) or _MIN_RATE
             self._ramping = False
-            self._measured_since = now - _SHORT_SPAN
-            estimate = self.delivered(_NOW_SPAN, now)
-        elif not self._admitted_since_cut:
-            self._refused_since_cut += 1
-            if self._refused_since_cut < _SPENT_AFTER:
-                return False
-            # Refused again and again, nothing admitted since the last cut: the gateway
-            # admits nothing at the moment (a spent window). Halve, so that only a few
-            # refusals are spent before it admits again.
             self._halved = True
-            estimate = 0.5 * (self._learned(now) or _MIN_RATE)
-        else:
-            estimate = self.delivered(self._span(now), now)
-            if self._refused_share(_NOW_SPAN, now) >= 0.5:
-                # Refused more often than not right now: a burst allowance (a bucket's
-                # store) may be spent, and what is admitted this very moment is the rate;
-                # the span before it still counts the burst. Or a window is spent, and it
-                # will admit the whole estimate again: start low, climb back fast.
-                start = min(_HEADROOM * estimate, self.delivered(_NOW_SPAN, now))
-                self._cut(estimate, now, start)
-                estimate = -1.0
-        if estimate >= 0:
-            self._cut(estimate, now)
-        self._admitted_since_cut = False
-        self._refused_since_cut = 0
-        self.cuts += 1
+            self._cut(0.5 * pace, now, 0.5 * pace)
+            return True
+        if self._ramping:
+            answers = self._step_refused + self._step_admitted + self._last_step_answers
+            share = (self._step_refused + self._last_step_refused) / max(1, answers)
+            if share < _RAMP_EXIT_SHARE:
+                return False
+            # The ramp's pace is past the limit: what the gateway admits of it is the rate
+            # (the successes before it went at slower, earlier paces). Or a window is
+            # spent, and what it admitted over the window is: whichever is larger.
+            self._ramping = False
+            self._measured_since = max(self._measured_since, now - _NOW_SPAN)
+            self._cut(max(self._ramp_rate * (1 - share), self.delivered(self._horizon, now)), now)
+            return True
+        self._recent.append(True)
+        if len(self._recent) < _MIN_SAMPLE or sum(self._recent) < _CUT_REFUSALS:
+            return False  # a stray refusal: sends bunched up on the way
+        # What the gateway admitted over its window, or of the pace just refused
+        # (whichever is larger: callers that sent less than the pace allowed make the
+        # first too low; a spent window makes the second nothing).
+        span = min(self._horizon, max(_NOW_SPAN, now - self._measured_since))
+        pace = self._learned(now) or 0.0
+        admitted_share = 1 - sum(self._recent) / len(self._recent)
+        estimate = max(self.delivered(span, now), pace * admitted_share)
+        start = None
+        if self._fresh_refused >= self._fresh_admitted:
+            # Refused more often than not at this pace: a burst allowance (a bucket's
+            # store) is spent and what is admitted this very moment is the rate, or a
+            # window is spent and will admit the whole estimate again: start low, climb
+            # back fast.
+            start = min(_HEADROOM * estimate, self.delivered(_NOW_SPAN, now))
+        self._cut(estimate, now, start)
         return True
 
-    def _span(self, now: float) -> float:
-        return max(_MIN_SPAN, min(self._horizon, now - self._measured_since))
+    def _mark_cut(self, now: float) -> None:
+        self._cut_at = now
+        self._fresh_admitted = self._fresh_refused = 0
+        self._step_admitted = self._step_refused = 0
+        self._last_step_answers = self._last_step_refused = 0
+        self._recent.clear()
+        self.cuts += 1
 
     def _cut(self, estimate: float, now: float, start: float | None = None) -> None:
         self._estimate = max(_MIN_RATE, estimate)
         self._start = max(_MIN_RATE, _HEADROOM * self._estimate if start is None else start)
+        self._start = min(self._start, self._estimate)
         self._epoch = now
-        self._cut_at = now
+        self._mark_cut(now)
 
     def _announce(self, budget: Budget, now: float) -> None:
-        if budget.rate > 0 and math.isfinite(budget.rate):
-            self._announced = budget
-            self._announced_at = now
-            if self._ramping:
-                self._ramping = False
-                self._cut(budget.rate / _HEADROOM, now)
+        if not (budget.rate > 0 and math.isfinite(budget.rate)):
+            return
+        self._announced = budget
+        self._announced_at = now
+        if budget.remaining is not None and budget.remaining <= 0:
+            # Nothing left: hold every send for one interval of the announced rate. (Not
+            # until the reset: a token bucket's "whole again" is when it is full, long
+            # after its next token; a spent window's refusals are handled as any.)
+            self._hold_until = max(self._hold_until, now + 1.0 / budget.rate)
 
 
 def _number(raw: str | None) -> float | None:

@@ -64,34 +64,115 @@ async def test_the_cooldown_only_grows_and_refuses_a_shorter_deadline_at_once() 
     assert cooldown.extend(1.0) and cooldown.started == 2
 
 
-def test_the_start_doubles_every_tenth_of_a_second_until_a_refusal() -> None:
+def _answers(pacer: Pacer, start: float, seconds: float, rate: float) -> float:
+    """Successes at ``rate`` per second for ``seconds``; returns the time after them."""
+    now = start
+    for i in range(round(seconds * rate)):
+        now = start + i / rate
+        pacer.sent(now)
+        pacer.admitted(now, now + 0.001)
+    return now + 0.001
+
+
+def test_sends_are_unpaced_until_the_first_refusal() -> None:
     pacer = Pacer()
-    assert pacer.rate(0.0) == 50.0
+    now = _answers(pacer, 0.0, 1.0, 300)
+    assert pacer.rate(now) is None and pacer.ready_at(now) == now
+    assert pacer.refused(now, now + 0.001)  # the first refusal starts the pace
+    assert pacer.rate(now + 0.001) == pytest.approx(300, rel=0.05)  # what the last second had
+    assert pacer.estimate is None and pacer.cuts == 1
+
+
+def test_the_slow_start_doubles_only_a_pace_that_was_used() -> None:
+    pacer = Pacer()
     pacer.sent(0.0)
-    assert pacer.ready_at(0.0) == pytest.approx(0.02)
-    assert pacer.rate(0.1) == 100.0 and pacer.rate(0.35) == 400.0
-    assert pacer.estimate is None and pacer.cuts == 0
+    pacer.refused(0.0, 0.001)  # nothing admitted before: starts from the floor, 20/s
+    assert pacer.rate(0.001) == 20.0
+    assert pacer.rate(0.2) == 20.0  # nobody sent: nothing learnt at 20/s, no doubling
+    now = 0.2
+    for step in range(3):  # a step of 50 ms with its sends at the pace, then the next
+        pace = pacer.rate(now)
+        assert pace == 20.0 * 2**step
+        for _ in range(max(1, round(pace * 0.05))):
+            pacer.sent(now)
+        now += 0.05
+    assert pacer.rate(now) == 160.0
 
 
-def test_a_cut_paces_under_the_measured_rate_then_probes_upward() -> None:
+def test_the_slow_start_ends_where_a_tenth_is_refused_and_paces_under_it() -> None:
     pacer = Pacer()
-    now = 0.0
+    pacer.sent(0.0)
+    pacer.refused(0.0, 0.001)
+    now = 0.001
+    # 300 admitted a second: every answer past that is refused, at whatever the pace.
+    admitted_at = 0.0
+    while pacer.estimate is None:
+        pace = pacer.rate(now)
+        assert pace is not None and now < 5.0
+        pacer.sent(now)
+        if now - admitted_at >= 1 / 300:
+            admitted_at = now
+            pacer.admitted(now, now + 0.001)
+        else:
+            pacer.refused(now, now + 0.001)
+        now += 1 / pace
+    # the pace it ended at, less what was refused there
+    assert 0.8 * 300 <= pacer.estimate <= 2 * 600
+    assert pacer.rate(now) == pytest.approx(0.97 * pacer.estimate, rel=0.01)
+
+
+def test_a_cut_then_a_cubic_climb_back_and_past() -> None:
+    pacer = Pacer()
+    now = _answers(pacer, 0.0, 1.0, 300)
+    pacer.refused(now, now)  # paced from here
+    pacer._ramping = False  # as if the slow start had ended at an estimate of 300
+    pacer._cut(300.0, now)
+    assert pacer.rate(now) == pytest.approx(0.97 * 300)
+    assert pacer.rate(now + 1.5) == pytest.approx(300)  # back at W after K
+    # past W only as far as twice what was delivered lately: nothing was, so W it stays
+    assert pacer.rate(now + 6.5) == pytest.approx(300)
+    later = _answers(pacer, now, 6.0, 300)
+    assert pacer.rate(later) > 1.5 * 300  # delivered at W the while: steep beyond it
+
+
+def test_stray_refusals_do_not_cut_but_a_run_of_them_does() -> None:
+    pacer = Pacer()
+    now = _answers(pacer, 0.0, 1.0, 300)
+    pacer.refused(now, now)
+    pacer._ramping = False
+    pacer._cut(300.0, now)
+    cuts = pacer.cuts
+    now = _answers(pacer, now, 0.5, 290)
+    for _ in range(3):  # three lone refusals among a hundred and fifty answers
+        assert not pacer.refused(now, now)
+        now = _answers(pacer, now, 0.2, 290)
+    assert pacer.cuts == cuts
+    now = _answers(pacer, now, 0.1, 290)
+    for _ in range(3):  # refusals close together: too fast
+        pacer.refused(now, now)
+    assert pacer.cuts == cuts + 1
+    assert not pacer.refused(now - 0.01, now)  # sent before the cut: says nothing new
+
+
+def test_a_spent_window_halves_the_pace_then_measures_the_window_again() -> None:
+    pacer = Pacer()
+    pacer.sent(0.0)
+    for i in range(300):  # a window of 300 spent at once
+        pacer.admitted(0.0, 0.001 + i * 1e-5)
+    now = 0.01
+    pacer.refused(now, now)
+    paces = []
+    for _ in range(40):  # every send refused until the window ends
+        now += 0.02
+        pacer.sent(now)
+        pacer.refused(now, now)
+        paces.append(pacer.rate(now))
+    assert paces[-1] is not None and paces[0] is not None
+    assert paces[-1] <= paces[0] / 8  # halved again and again: few refusals spent
+    now = 1.05
     pacer.sent(now)
-    # 300 successes a second for two seconds, then a refusal: sent faster than that.
-    for i in range(600):
-        now = i / 300
-        pacer.admitted(now - 0.001, now)
-    for _ in range(20):  # a burst of refusals: the ramp ends on a refused share >= 10%
-        pacer.refused(now - 0.001, now, retry_after=1.0)
-    assert pacer.cuts == 1
-    assert pacer.estimate == pytest.approx(300, rel=0.1)
-    start = pacer.rate(now)
-    assert start is not None and start == pytest.approx(0.97 * pacer.estimate)
-    assert pacer.rate(now + 1.5) == pytest.approx(pacer.estimate)  # back at W after K
-    assert pacer.rate(now + 6.5) > 1.9 * pacer.estimate  # then steep: a raised limit
-    # a refusal of a send made before the cut says nothing new
-    assert not pacer.refused(now - 0.5, now + 0.01)
-    assert pacer.cuts == 1
+    pacer.admitted(now, now)  # the next window admits again
+    assert pacer.estimate == pytest.approx(300, rel=0.05)
 
 
 def test_a_long_retry_after_widens_the_window_measured() -> None:
@@ -107,9 +188,9 @@ def test_an_announced_budget_is_the_pace() -> None:
     pacer = Pacer()
     pacer.sent(0.0)
     pacer.admitted(0.0, 0.01, Budget(rate=250.0, remaining=40))
-    assert pacer.rate(0.02) == 250.0
+    assert pacer.rate(0.02) == pytest.approx(0.98 * 250)  # before any refusal
     pacer.admitted(0.02, 0.03, Budget(rate=250.0, remaining=0, reset=0.5))
-    assert pacer.rate(0.04) == 2.0  # nothing left: spread over the time to the reset
+    assert pacer.ready_at(0.031) == pytest.approx(0.034)  # nothing left: one interval
 
 
 def test_budget_headers_of_both_families_are_read() -> None:
@@ -129,7 +210,9 @@ def test_budget_headers_of_both_families_are_read() -> None:
 # ------------------------------------------------------------------ the pacer across shapes
 
 
-def _simulate(shape: RateLimiter, seconds: float, *, latency: float = 0.002) -> tuple[int, int]:
+def _simulate(
+    shape: RateLimiter, seconds: float, *, latency: float = 0.002
+) -> tuple[int, int, int]:
     """64 workers with endless demand, sending one at a time through the pacer (as the
     client does), each answer ``latency`` later; a Retry-After over a second pauses every
     worker (the client's cooldown), a shorter one only that worker. Deterministic."""
@@ -146,7 +229,7 @@ def _simulate(shape: RateLimiter, seconds: float, *, latency: float = 0.002) -> 
     queue = list(range(64))
     cooldown_until = 0.0
     ticking = False
-    admitted = refused = 0
+    admitted = refused = early = 0  # early: refusals in the first second
 
     def tick_soon(now: float) -> None:
         nonlocal ticking
@@ -179,6 +262,7 @@ def _simulate(shape: RateLimiter, seconds: float, *, latency: float = 0.002) -> 
                 queue.append(worker)
             else:
                 refused += 1
+                early += now < 1.0
                 retry_after = max(1, math.ceil(verdict.retry_after))
                 pacer.refused(sent, now, retry_after)
                 if retry_after > 1:
@@ -190,14 +274,12 @@ def _simulate(shape: RateLimiter, seconds: float, *, latency: float = 0.002) -> 
         else:  # a refused worker's own wait is over
             queue.append(data)  # type: ignore[arg-type]
             tick_soon(now)
-    return admitted, refused
+    return admitted, refused, early
 
 
-#: (name, shape, the share of its capacity reached at least). Issue 14's target is 90% for
-#: every shape; a bucket with a burst of a hundredth of a second of R or less is not there
-#: yet (its first estimate comes out low and the cubic climbs back slowly).
+#: (name, shape, the share of its capacity reached at least: issue 14's target).
 SHAPES = [
-    ("token bucket R=500 burst 5", lambda: TokenBucket(500, 5), 0.8),
+    ("token bucket R=500 burst 5", lambda: TokenBucket(500, 5), 0.9),
     ("token bucket R=300 burst 30", lambda: TokenBucket(300, 30), 0.9),
     ("token bucket R=2000 burst 200", lambda: TokenBucket(2000, 200), 0.9),
     ("fixed 1 s windows of 300", lambda: FixedWindow(300, 1.0), 0.9),
@@ -214,17 +296,21 @@ def test_the_pacer_reaches_most_of_what_each_shape_admits(
     seconds = 30.0 if "10 s" in name else 10.0
     capacity = make().capacity(0.0, seconds)
     assert capacity is not None
-    admitted, refused = _simulate(make(), seconds)
+    admitted, refused, early = _simulate(make(), seconds)
     assert admitted >= floor * capacity, (admitted, capacity)
-    assert refused <= 0.03 * (admitted + refused), (refused, admitted)
+    # The start costs up to a concurrency's worth of refusals (64 sends are in flight
+    # when the first 429 comes back) and the slow start's overshoot; after it, at most
+    # 3% of the answers are 429.
+    assert early <= 128, early
+    assert refused - early <= 0.03 * (admitted + refused), (refused, early, admitted)
 
 
 def test_a_leaky_bucket_is_paced_with_few_refusals() -> None:
     # nginx without burst refuses any two sends closer than 1/R: timing jitter alone
     # costs part of its rate, and the pacer keeps its refusals rare.
-    admitted, refused = _simulate(LeakyBucket(300), 10.0)
+    admitted, refused, early = _simulate(LeakyBucket(300), 10.0)
     assert admitted >= 0.75 * 3001
-    assert refused <= 0.03 * (admitted + refused)
+    assert refused - early <= 0.03 * (admitted + refused)
 
 
 # ------------------------------------------------------------------ against the fake gateway
@@ -254,8 +340,11 @@ async def test_a_six_hour_quota_stops_the_client_after_its_first_429() -> None:
         with pytest.raises(maxa.RateLimitedError) as info:
             await client.terminology(*RELIGION)
         assert time.monotonic() - started < 1.0  # at once, not after hours
+    # The 40 items went out at once (64 may be in flight); the quota admitted 5 and the
+    # first 429 stopped everything: no item was sent twice, nothing was sent after it.
     assert sum(o.ok for o in outcomes) == 5
-    assert gw.stats.rate_limited == 1  # no request after the first 429
+    assert gw.stats.requests_by_operation["ValidateCts"] == 40
+    assert gw.stats.rate_limited == 35
     assert sent_after == gw.stats.requests
     assert info.value.retry_after is not None and info.value.retry_after > 6 * 3600 - 60
     errors = [o.error for o in outcomes if o.error is not None]

@@ -454,7 +454,9 @@ async def test_fault_matrix(op: Op, fault: Fault) -> None:
                 assert gw.stats.rate_limited >= 1
                 assert client.stats.retries.get("429", 0) >= 1
                 if fault.error is not None:
-                    assert any(isinstance(r, maxa.RateLimitedError) for r in results)
+                    # "answer or RateLimitedError": the paced retries may meet the next
+                    # window (each result was checked against the baseline or the error
+                    # above); a refusal carries no Retry-After the gateway did not send.
                     assert all(
                         r.retry_after is None
                         for r in results
