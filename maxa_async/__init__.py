@@ -8,6 +8,7 @@ from ._version import __version__
 from .errors import (
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     ForbiddenError,
     HttpsRequiredError,
     InvalidInputError,
@@ -64,6 +65,7 @@ __all__ = [
     "TEHRAN",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ClientStats",
     "CodedText",
     "Credentials",

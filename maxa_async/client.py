@@ -10,6 +10,7 @@ Create one per process, share it with every coroutine, close it at shutdown::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -36,6 +37,7 @@ from .cache import MISSING, ResponseCache
 from .envelope import header
 from .errors import (
     AuthenticationError,
+    ClientClosedError,
     InvalidInputError,
     MaxaError,
     RateLimitedError,
@@ -61,6 +63,8 @@ _MAX_401_REPLAYS: Final = 3
 #: A Retry-After up to this says "too fast" (see MaxaClient._after_429); a longer one
 #: pauses every caller.
 _SHORT_RETRY_AFTER: Final = 1.0
+#: How long aclose() waits for the calls it ended to leave.
+_CLOSE_WAIT: Final = 5.0
 
 
 @attrs.frozen(init=False)
@@ -224,6 +228,10 @@ class MaxaClient:
             on_grant=self.stats.record_grant,
         )
         self._pending: dict[tuple[str, bytes], asyncio.Future[Any] | None] = {}
+        self._calls: set[asyncio.Task[Any]] = set()  # tasks inside _send
+        self._closing: set[asyncio.Task[Any]] = set()  # of those, the ones aclose cancelled
+        self._all_left: asyncio.Event | None = None  # set when they have (aclose waits)
+        self._keep_open: asyncio.Task[Any] | None = None  # the task closing, if a call's
         self._closed = False
 
     @classmethod
@@ -258,12 +266,27 @@ class MaxaClient:
     async def open(self) -> None:
         """Create the pooled session (done by ``async with`` or on first use)."""
         if self._closed:
-            raise RuntimeError("this MaxaClient is closed; create a new one")
+            raise ClientClosedError("this MaxaClient is closed; create a new one")
         await self._transport.open()
 
     async def aclose(self) -> None:
-        """Stop the token refresh and close the session (if the client made it)."""
+        """Close the client: calls in flight or queued end with :class:`ClientClosedError`
+        (none sends after this), the token refresh stops and the session closes (if the
+        client made it). Closing twice is harmless."""
         self._closed = True
+        self._limiter.bound.fail_waiters(ClientClosedError("the MaxaClient was closed"))
+        current = asyncio.current_task()
+        for task in list(self._calls):
+            if task is not current and task not in self._closing:
+                self._closing.add(task)
+                task.cancel()
+        if self._calls - {current}:
+            # Let them leave (each one only has to unwind); bounded, so that a caller
+            # that swallows its cancellation cannot hold the close forever.
+            self._all_left = asyncio.Event()
+            self._keep_open = current
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_left.wait(), _CLOSE_WAIT)
         await self._tokens.aclose()
         await self._transport.close()
         if self._gate is not None:
@@ -373,7 +396,7 @@ class MaxaClient:
         result at once (an un-awaited send would leave its coalescing key behind).
         """
         if self._closed:
-            raise RuntimeError("this MaxaClient is closed; create a new one")
+            raise ClientClosedError("this MaxaClient is closed; create a new one")
         stats = self.stats
         stats.calls += 1
         request = call.request
@@ -424,145 +447,165 @@ class MaxaClient:
         key: tuple[str, bytes] | None,
         cache: ResponseCache | None,
     ) -> T:
-        """The attempts of one call, in this one frame. ``key``: its coalescing key,
+        """One call: its attempts, then its answer settled. ``key``: its coalescing key,
         settled (for any followers) and forgotten when it ends; ``cache``: where its
-        answer goes."""
+        answer goes. While it runs, :meth:`aclose` can end it with ClientClosedError."""
+        task = asyncio.current_task()
+        assert task is not None
+        self._calls.add(task)
         try:
-            request = call.request
-            operation = request.operation
-            policy = self._retry
-            limiter = self._limiter
-            stats = self.stats
-            tokens = self._tokens
-            sent, answered = stats.sent, stats.answered  # counts by operation, by status
-            clock = time.monotonic
-            first_sent: float | None = None
-            waited = 0.0  # seconds waiting for slots after the first send: not counted
-            attempt = 0
-            replays_401 = 0
-            while True:
-                if not limiter.try_acquire():
-                    # The deadline counts from the first send (or from now, before it): a
-                    # cooldown or a pace longer than the call's time fails it at once.
-                    slot_wait = await limiter.acquire(
-                        (clock() if first_sent is None else first_sent) + waited + policy.deadline
-                    )
-                    stats.queue_wait_total += slot_wait
-                    if first_sent is not None:
-                        waited += slot_wait
-                sent_at = clock()
-                if first_sent is None:
-                    first_sent = sent_at
-                latency: float | None = None
-                rate_limited = False
-                retry_after: float | None = None
-                budget: Budget | None = None
-                error: MaxaError
-                try:
-                    if self._gate is not None:
-                        await self._gate.acquire(first_sent + waited + policy.deadline)
-                        sent_at = clock()
-                    token = tokens.current()
-                    if token is None:
-                        token = await tokens.get()
-                        sent_at = clock()
-                    attempt += 1
-                    sent[operation] = sent.get(operation, 0) + 1
-                    try:
-                        status, headers, body = await self._transport.request(
-                            request.method,
-                            request.path,
-                            tokens.headers,
-                            request.body,
-                            operation=operation,
-                        )
-                    except TransportError as exc:
-                        answered[0] = answered.get(0, 0) + 1  # status 0: no answer
-                        error = exc
-                    else:
-                        elapsed = clock() - sent_at
-                        answered[status] = answered.get(status, 0) + 1
-                        if log.isEnabledFor(logging.DEBUG):
-                            log.debug(
-                                "%s -> %d in %.1f ms requestId=%s",
-                                operation,
-                                status,
-                                elapsed * 1000,
-                                header(headers, "requestId"),
-                            )
-                        budget = budget_from_headers(headers)
-                        try:
-                            result = call.parse(status, headers, body)
-                        except MaxaError as exc:
-                            error = exc
-                            rate_limited = exc.status == 429
-                            if isinstance(exc, RateLimitedError):
-                                retry_after = exc.retry_after
-                        else:
-                            latency = elapsed
-                            stats.record_latency(elapsed)
-                            if self._budget is not None:
-                                self._budget.refund()
-                            break
-                finally:
-                    limiter.release(
-                        sent_at, latency, rate_limited, retry_after=retry_after, budget=budget
-                    )
-
-                # Failures only from here: the hot path above has left the loop.
-                deadline = first_sent + waited + policy.deadline
-                if (
-                    isinstance(error, AuthenticationError)
-                    and error.status == 401
-                    and replays_401 < _MAX_401_REPLAYS
-                ):
-                    # Compare-and-invalidate, then replay with a fresh token. More than one
-                    # replay only helps when tokens are revoked again while the replay is in
-                    # flight (busy accounts); a credential the gateway never accepts still
-                    # fails after a few requests, and the grants are shared by all callers.
-                    replays_401 += 1
-                    attempt -= 1
-                    stats.replays_after_401 += 1
-                    await tokens.invalidate(token)
-                    continue
-                delay: float | None = None
-                if rate_limited:
-                    stats.rate_limited += 1
-                    delay = self._after_429(retry_after, attempt)
-                    if retry_after is not None and self._gate is not None:
-                        # The fleet has no shared pacer yet: every Retry-After still pauses
-                        # every process of it, as the one fleet-wide signal it has.
-                        await self._gate.cool_down(retry_after)
-                    if retry_after is not None and retry_after > _SHORT_RETRY_AFTER:
-                        if limiter.cool_down(retry_after):
-                            stats.cooldowns += 1
-                        if clock() + retry_after > deadline:
-                            raise error  # a quota, or a window longer than this call has
-                if attempt >= policy.attempts or not policy.retry_on(error):
-                    raise error
-                if self._budget is not None and not self._budget.try_spend(error):
-                    stats.retry_budget_exhausted += 1
-                    raise error
-                if delay is None:
-                    delay = policy.delay(attempt, self._rng)
-                if clock() + delay > deadline:
-                    raise error
-                stats.retries[_cause(error)] += 1
-                log.debug("retrying %s after %s (attempt %d)", operation, error, attempt)
-                if delay:
-                    await asyncio.sleep(delay)
+            result = await self._attempts(call)
         except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError) and task in self._closing:
+                # aclose() cancelled this call: take that cancellation back (unless the
+                # caller cancelled too) and end the call with one clear error.
+                self._closing.discard(task)
+                if task.uncancel() == 0:
+                    exc = ClientClosedError("the MaxaClient was closed while this call ran")
             if key is not None:
                 _fail_followers(self._pending.pop(key), exc)
             if isinstance(exc, MaxaError):
                 self.stats.failures += 1
-            raise
+            raise exc from None
+        finally:
+            self._calls.discard(task)
+            if self._all_left is not None and self._calls <= {self._keep_open}:
+                self._all_left.set()
         if key is not None:
             shared = self._pending.pop(key)
             if shared is not None:  # followers wait for it
                 shared.set_result(result)
         if cache is not None:
             cache.put(call.key, result)
+        return result
+
+    async def _attempts(self, call: ops.Call[T]) -> T:
+        """Send a call until it is answered, or its retry policy gives up."""
+        request = call.request
+        operation = request.operation
+        policy = self._retry
+        limiter = self._limiter
+        stats = self.stats
+        tokens = self._tokens
+        sent, answered = stats.sent, stats.answered  # counts by operation, by status
+        clock = time.monotonic
+        first_sent: float | None = None
+        waited = 0.0  # seconds waiting for slots after the first send: not counted
+        attempt = 0
+        replays_401 = 0
+        while True:
+            if not limiter.try_acquire():
+                # The deadline counts from the first send (or from now, before it): a
+                # cooldown or a pace longer than the call's time fails it at once.
+                slot_wait = await limiter.acquire(
+                    (clock() if first_sent is None else first_sent) + waited + policy.deadline
+                )
+                stats.queue_wait_total += slot_wait
+                if first_sent is not None:
+                    waited += slot_wait
+            sent_at = clock()
+            if first_sent is None:
+                first_sent = sent_at
+            latency: float | None = None
+            rate_limited = False
+            retry_after: float | None = None
+            budget: Budget | None = None
+            error: MaxaError
+            try:
+                if self._closed:
+                    raise ClientClosedError("the MaxaClient was closed before this call sent")
+                if self._gate is not None:
+                    await self._gate.acquire(first_sent + waited + policy.deadline)
+                    sent_at = clock()
+                token = tokens.current()
+                if token is None:
+                    token = await tokens.get()
+                    sent_at = clock()
+                attempt += 1
+                sent[operation] = sent.get(operation, 0) + 1
+                try:
+                    status, headers, body = await self._transport.request(
+                        request.method,
+                        request.path,
+                        tokens.headers,
+                        request.body,
+                        operation=operation,
+                    )
+                except TransportError as exc:
+                    answered[0] = answered.get(0, 0) + 1  # status 0: no answer
+                    error = exc
+                else:
+                    elapsed = clock() - sent_at
+                    answered[status] = answered.get(status, 0) + 1
+                    if log.isEnabledFor(logging.DEBUG):
+                        log.debug(
+                            "%s -> %d in %.1f ms requestId=%s",
+                            operation,
+                            status,
+                            elapsed * 1000,
+                            header(headers, "requestId"),
+                        )
+                    budget = budget_from_headers(headers)
+                    try:
+                        result = call.parse(status, headers, body)
+                    except MaxaError as exc:
+                        error = exc
+                        rate_limited = exc.status == 429
+                        if isinstance(exc, RateLimitedError):
+                            retry_after = exc.retry_after
+                    else:
+                        latency = elapsed
+                        stats.record_latency(elapsed)
+                        if self._budget is not None:
+                            self._budget.refund()
+                        break
+            finally:
+                limiter.release(
+                    sent_at, latency, rate_limited, retry_after=retry_after, budget=budget
+                )
+
+            # Failures only from here: the hot path above has left the loop.
+            deadline = first_sent + waited + policy.deadline
+            if (
+                isinstance(error, AuthenticationError)
+                and error.status == 401
+                and replays_401 < _MAX_401_REPLAYS
+            ):
+                # Compare-and-invalidate, then replay with a fresh token. More than one
+                # replay only helps when tokens are revoked again while the replay is in
+                # flight (busy accounts); a credential the gateway never accepts still
+                # fails after a few requests, and the grants are shared by all callers.
+                replays_401 += 1
+                attempt -= 1
+                stats.replays_after_401 += 1
+                await tokens.invalidate(token)
+                continue
+            delay: float | None = None
+            if rate_limited:
+                stats.rate_limited += 1
+                delay = self._after_429(retry_after, attempt)
+                if retry_after is not None and self._gate is not None:
+                    # The fleet has no shared pacer yet: every Retry-After still pauses
+                    # every process of it, as the one fleet-wide signal it has.
+                    await self._gate.cool_down(retry_after)
+                if retry_after is not None and retry_after > _SHORT_RETRY_AFTER:
+                    if limiter.cool_down(retry_after):
+                        stats.cooldowns += 1
+                    if clock() + retry_after > deadline:
+                        raise error  # a quota, or a window longer than this call has
+            if attempt >= policy.attempts or not policy.retry_on(error):
+                raise error
+            if self._budget is not None and not self._budget.try_spend(error):
+                stats.retry_budget_exhausted += 1
+                raise error
+            if delay is None:
+                delay = policy.delay(attempt, self._rng)
+            if clock() + delay > deadline:
+                raise error
+            stats.retries[_cause(error)] += 1
+            log.debug("retrying %s after %s (attempt %d)", operation, error, attempt)
+            if delay:
+                await asyncio.sleep(delay)
         return result
 
     def _after_429(self, retry_after: float | None, attempt: int) -> float:
@@ -668,6 +711,8 @@ class _ValidationPool:
                 else:
                     try:
                         valid = await client._execute(call)
+                    except ClientClosedError:
+                        raise  # the run cannot go on: the consumer raises it
                     except MaxaError as exc:
                         outcome = ValidationOutcome(item, None, exc)
                     else:

@@ -12,7 +12,8 @@ The tree::
     ├── RateLimitedError            429 that did not clear within the retry budget
     ├── ServiceError                499, 5xx, 520 (and 202 with no data) after retries
     ├── TransportError              connection failures and time-outs after retries
-    └── ProtocolError               a response we cannot read
+    ├── ProtocolError               a response we cannot read
+    └── ClientClosedError           (also a RuntimeError) the client was closed
 
 Every error carries ``status`` (the gateway's code, or None), ``operation`` (the wire
 name, e.g. ``"ValidateCts"``), ``request_id`` (the DITAS ``requestId`` header) and
@@ -30,6 +31,7 @@ __all__ = [
     "STATUS_TABLE",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ForbiddenError",
     "HttpsRequiredError",
     "InvalidInputError",
@@ -147,6 +149,11 @@ class TransportError(MaxaError):
     """The connection failed or timed out."""
 
     default_retryable = True
+
+
+class ClientClosedError(MaxaError, RuntimeError):
+    """The client was closed: before this call, or while it was queued or in flight.
+    Nothing is sent after :meth:`MaxaClient.aclose`."""
 
 
 class ProtocolError(MaxaError):

@@ -232,7 +232,7 @@ class ConcurrencyBound:
         try:
             await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled():
+            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
                 self.give_back()  # the slot was handed to us as we were cancelled
             else:
                 with contextlib.suppress(ValueError):

@@ -42,7 +42,14 @@ from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._version import __version__ as _version
-from .errors import InvalidInputError, MaxaError, ProtocolError, TransportError, quote_detail
+from .errors import (
+    ClientClosedError,
+    InvalidInputError,
+    MaxaError,
+    ProtocolError,
+    TransportError,
+    quote_detail,
+)
 from .limits import Timeout
 from .operations import MAX_RESPONSE_BYTES
 
@@ -209,6 +216,7 @@ class AiohttpTransport:
         self._deadlines = _Deadlines(timeout.request)
         self._session = session
         self._owns_session = session is None
+        self._closed = False
         self._urls: dict[str, URL] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         # A caller's session: its own defaults (time-outs, TLS) must not apply. Redirects
@@ -224,6 +232,9 @@ class AiohttpTransport:
         return self._session
 
     async def open(self) -> None:
+        if self._closed:
+            # A closed client's transport opens no new session: nothing leaves after close.
+            raise ClientClosedError("the MaxaClient was closed")
         self._loop = asyncio.get_running_loop()
         if self._session is not None:
             return
@@ -243,6 +254,7 @@ class AiohttpTransport:
         )
 
     async def close(self) -> None:
+        self._closed = True
         self._deadlines.close()
         session, self._session = self._session, None
         if session is not None and self._owns_session:

@@ -658,8 +658,121 @@ def render_markdown() -> str:
         "the same request cannot change the answer). A 401 is not a retry: it refreshes the",
         "token and replays once.",
         "",
+        "## Hostile gateways, careless callers, hostile files",
+        "",
+        "Cases outside the grid above, each a test (`HOSTILE`; a test checks every named",
+        "test exists):",
+        "",
+        "| case | what happens | test |",
+        "|---|---|---|",
     ]
+    lines += [f"| {case} | {outcome} | `{where}` |" for case, outcome, where in HOSTILE]
+    lines.append("")
     return "\n".join(lines)
+
+
+#: (case, what happens, file::test) for the hostile cases the grid does not hold.
+HOSTILE: tuple[tuple[str, str, str], ...] = (
+    (
+        "token endpoint answers 307/308 to another host",
+        "`ProtocolError` naming the status and Location; the other host sees nothing",
+        "tests/reliability/test_hostile_gateway.py::"
+        "test_a_redirected_password_grant_posts_the_password_nowhere_else",
+    ),
+    (
+        "a MAXA call answered with a redirect",
+        "`ProtocolError`; nothing sent to the foreign host",
+        "tests/reliability/test_hostile_gateway.py::"
+        "test_a_redirected_call_sends_nothing_to_the_foreign_host",
+    ),
+    (
+        "an endless body, a huge body, a gzip bomb, a huge string in an envelope",
+        "`ProtocolError` past the operation's ceiling, memory flat, within the time limit",
+        "tests/reliability/test_hostile_gateway.py::"
+        "test_a_hostile_body_is_refused_with_flat_memory_in_time",
+    ),
+    (
+        "a `token_type` other than bearer",
+        "`ProtocolError`; the token is never sent",
+        "tests/reliability/test_hostile_gateway.py::"
+        "test_a_token_of_another_type_is_refused_and_never_sent",
+    ),
+    (
+        "a lone surrogate, NUL or U+FFFF in an argument",
+        "`InvalidInputError` naming the field; nothing sent",
+        "tests/reliability/test_unencodable_calls.py::"
+        "test_a_call_with_a_lone_surrogate_is_refused_and_sends_nothing",
+    ),
+    (
+        "such an item inside `validate_many`",
+        "one error outcome; the run goes on",
+        "tests/reliability/test_unencodable_calls.py::"
+        "test_validate_many_gives_an_unsendable_item_its_error_and_goes_on",
+    ),
+    (
+        "rejected credentials, 16 callers looping",
+        "grants back off (6 a minute); calls fail at once with the grant's error",
+        "tests/client/test_grant_storms.py::"
+        "test_rejected_credentials_16_callers_for_a_minute_make_6_grants",
+    ),
+    (
+        "every MAXA call answered 401",
+        "a bounded number of grants (6 a minute)",
+        "tests/client/test_grant_storms.py::test_a_401_storm_on_operations_makes_6_grants_a_minute",
+    ),
+    (
+        "a token in Redis with CR/LF (fleet mode)",
+        "dropped with a warning; one fresh grant; every call answered",
+        "tests/fleet/test_token_checks.py::"
+        "test_a_bad_stored_token_is_dropped_and_one_grant_follows",
+    ),
+    (
+        "`aclose()` with calls queued and in flight",
+        "each ends with `ClientClosedError`; nothing sent after; no session reopened",
+        "tests/client/test_close.py::test_calls_in_flight_and_queued_end_with_client_closed",
+    ),
+    (
+        "`aclose()` during the first grant",
+        "every caller gets `ClientClosedError`; no second grant",
+        "tests/client/test_close.py::test_closing_during_the_first_grant",
+    ),
+    (
+        "a snapshot file with a recursive view named `terms`",
+        "`SnapshotCorruptError` naming it, before any query runs",
+        "tests/snapshot/test_hostile_files.py::test_a_recursive_view_is_refused_before_any_query",
+    ),
+    (
+        "a snapshot file with a trigger",
+        "refused; `pull` writes nothing",
+        "tests/snapshot/test_hostile_files.py::test_pull_into_a_file_with_a_trigger_writes_nothing",
+    ),
+    (
+        "`info` or `--offline` on an empty file",
+        "refused; the file is left as it was (0 bytes)",
+        "tests/snapshot/test_hostile_files.py::"
+        "test_info_and_offline_never_write_into_an_empty_file",
+    ),
+    (
+        "two `maxa validate` runs on one `--out`",
+        "the second is refused at once and writes nothing",
+        "tests/cli/test_validate_hardening.py::"
+        "test_a_second_run_on_the_same_out_is_refused_and_never_writes",
+    ),
+    (
+        "a 6-hour quota",
+        "no request after the first 429; callers fail at once with `retry_after`",
+        "tests/client/test_rate_control.py::"
+        "test_a_six_hour_quota_stops_the_client_after_its_first_429",
+    ),
+)
+
+
+def test_every_hostile_case_names_a_test_that_exists() -> None:
+    root = DOC.parent.parent
+    for _case, _outcome, where in HOSTILE:
+        path, _, name = where.partition("::")
+        source = (root / path).read_text(encoding="utf-8")
+        assert f"def {name}(" in source, where
 
 
 def test_fault_matrix_document_is_current() -> None:
