@@ -21,15 +21,13 @@ from collections.abc import (
     AsyncIterable,
     AsyncIterator,
     Callable,
-    Coroutine,
     Iterable,
     Iterator,
     Mapping,
 )
-from typing import Any, Final, TypeVar
+from typing import Any, Final, TypeVar, cast
 
 import aiohttp
-import attrs
 
 from . import operations as ops
 from .auth import TokenManager, TokenStore
@@ -44,13 +42,13 @@ from .errors import (
     TransportError,
 )
 from .limits import Limiter, RateGate, RetryBudget, RetryPolicy, Timeout
-from .models import CodedText, Credentials, TerminologyVersion
+from .models import CodedText, Credentials, TerminologyVersion, ValidationOutcome
 from .oauth import TokenRequest
 from .pacer import Budget, budget_from_headers
 from .stats import ClientStats
 from .transport import AiohttpTransport, check_base_url
 
-__all__ = ["DEFAULT_BASE_URL", "MaxaClient", "ValidationOutcome"]
+__all__ = ["DEFAULT_BASE_URL", "MaxaClient", "ValidationOutcome"]  # the outcome: from models
 
 T = TypeVar("T")
 
@@ -67,32 +65,6 @@ _SHORT_RETRY_AFTER: Final = 1.0
 _CLOSE_WAIT: Final = 5.0
 
 
-@attrs.frozen(init=False)
-class ValidationOutcome:
-    """One item of :meth:`MaxaClient.validate_many`: ``valid`` is None when ``error`` is set."""
-
-    item: Any
-    valid: bool | None
-    error: MaxaError | None = None
-
-    def __init__(self, item: Any, valid: bool | None, error: MaxaError | None = None) -> None:
-        # attrs' frozen __init__ goes through object.__setattr__, which checks the class
-        # overriding it on every call; one outcome is made per item of a bulk run, so its
-        # slots are set through their descriptors (~260 ns per outcome against ~340).
-        _set_item(self, item)
-        _set_valid(self, valid)
-        _set_error(self, error)
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-_set_item: Final[Callable[[Any, Any], None]] = ValidationOutcome.__dict__["item"].__set__
-_set_valid: Final[Callable[[Any, Any], None]] = ValidationOutcome.__dict__["valid"].__set__
-_set_error: Final[Callable[[Any, Any], None]] = ValidationOutcome.__dict__["error"].__set__
-
-
 class MaxaClient:
     """An asyncio client for the seven MAXA operations.
 
@@ -103,7 +75,8 @@ class MaxaClient:
         retry: a :class:`RetryPolicy`; ``RetryPolicy.for_tests()`` turns back-off off.
         retry_budget: a :class:`RetryBudget` shared by all calls (None: unlimited retries
             within each call's own policy).
-        adaptive: let the in-flight bound adapt to 429s (AIMD) between 1 and the maximum.
+        adaptive: find the rate the gateway admits (the pacer) and let the in-flight bound
+            adapt (AIMD) between 1 and the maximum; False keeps only ``rate_limit``.
         rate_limit: optional cap in requests/second (GCRA).
         fail_fast: raise RateLimitedError instead of queueing when every slot is taken.
         coalesce: identical concurrent calls share one request (all are read-only).
@@ -121,6 +94,10 @@ class MaxaClient:
         fleet_options: more :class:`maxa_async.fleet.Fleet` options (lease_seconds,
             key_prefix, burst ...).
         refresh_fraction: refresh ahead once this share of the token's lifetime is gone.
+        latency_tolerance: shrink the in-flight bound when latency climbs past this factor
+            of the best seen (e.g. 3.0; None, the default: latency does not steer it).
+        max_response_bytes: the largest answer body read, one number for every operation
+            or ``{wire name: bytes}`` for some (defaults: ``operations.MAX_RESPONSE_BYTES``).
     """
 
     def __init__(
@@ -387,14 +364,9 @@ class MaxaClient:
 
     # ------------------------------------------------------------------ engine
 
-    def _execute(self, call: ops.Call[T]) -> Coroutine[Any, Any, T]:
-        """Cache, coalescing and bookkeeping, done at once; then the one coroutine that
-        answers: the send, a follow of an identical call in flight, or a cache hit.
-
-        Not a coroutine itself: every frame between the caller and aiohttp is re-entered
-        at each of aiohttp's suspensions, so depth costs per request. Callers await the
-        result at once (an un-awaited send would leave its coalescing key behind).
-        """
+    async def _execute(self, call: ops.Call[T]) -> T:
+        """One call: answered from the cache, by following an identical call in flight
+        (coalescing), or by sending it."""
         if self._closed:
             raise ClientClosedError("this MaxaClient is closed; create a new one")
         stats = self.stats
@@ -406,20 +378,19 @@ class MaxaClient:
                 cached = cache.get(call.key)
                 if cached is not MISSING:
                     stats.cache_hits += 1
-                    return _ready(cached)
+                    return cast(T, cached)
             else:
                 cache = None
         if not self._coalesce:
-            return self._send(call, None, cache)
+            return await self._send(call, None, cache)
         # pending[key] is None while nobody follows the call in flight, else the future
         # its followers wait on (made by the first follower).
         key = (request.operation, request.body)
-        pending = self._pending
-        if key in pending:
+        if key in self._pending:
             stats.coalesced += 1
-            return self._follow(call, key, cache)
-        pending[key] = None
-        return self._send(call, key, cache)
+            return await self._follow(call, key, cache)
+        self._pending[key] = None
+        return await self._send(call, key, cache)
 
     async def _follow(
         self, call: ops.Call[T], key: tuple[str, bytes], cache: ResponseCache | None
@@ -757,10 +728,6 @@ class _ValidationPool:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
-
-
-async def _ready(value: T) -> T:
-    return value
 
 
 def _fail_followers(shared: asyncio.Future[Any] | None, exc: BaseException) -> None:

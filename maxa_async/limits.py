@@ -94,7 +94,8 @@ class RetryPolicy:
     its first send (seconds spent waiting for a free slot are not counted); ``backoff=False``
     turns all sleeping off, for tests. ``retry_on`` decides which errors are retried; by
     default those the status table marks retryable (429, 499, 5xx, 520, transport errors).
-    A 401 is not a retry: it refreshes the token and replays once, whatever this says.
+    A 401 is not a retry: it refreshes the token and replays the call (up to three times,
+    for tokens revoked again meanwhile), whatever this says.
     """
 
     attempts: int = 5

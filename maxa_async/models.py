@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from typing import Any
 
 import attrs
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, MaxaError
 from .jalali import JalaliDateTime
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "JalaliDateTime",
     "TerminologyVersion",
     "Token",
+    "ValidationOutcome",
 ]
 
 _REDACTED = "***"
@@ -124,3 +126,17 @@ class Token:
         )
 
     __str__ = __repr__
+
+
+@attrs.frozen
+class ValidationOutcome:
+    """One item of a bulk validation (``MaxaClient.validate_many``, the snapshot store, the
+    hybrid validator): ``valid`` is None when ``error`` is set."""
+
+    item: Any
+    valid: bool | None
+    error: MaxaError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None

@@ -44,9 +44,8 @@ from typing import Any, Final, Generic, TypeVar
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
 from .client import MaxaClient as AsyncMaxaClient
-from .client import ValidationOutcome
 from .errors import InvalidInputError
-from .models import CodedText, Credentials, TerminologyVersion
+from .models import CodedText, Credentials, TerminologyVersion, ValidationOutcome
 from .stats import ClientStats
 
 __all__ = ["MaxaClient", "ValidationRun"]

@@ -10,9 +10,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from ..client import ValidationOutcome
 from ..errors import InvalidInputError, MaxaError
-from ..models import CodedText
+from ..models import CodedText, ValidationOutcome
 from ..operations import MAX_VALUE_LENGTH, check_coded_text
 from ._index import TerminologyIndex
 from ._store import SnapshotStore, _NeedLoad

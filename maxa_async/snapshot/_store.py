@@ -16,10 +16,9 @@ from typing import Any, Final, Protocol, TypeVar
 
 import attrs
 
-from ..client import ValidationOutcome
 from ..errors import InvalidInputError, NotFoundError
 from ..jalali import JalaliDateTime
-from ..models import CodedText, TerminologyVersion
+from ..models import CodedText, TerminologyVersion, ValidationOutcome
 from ..operations import MAX_VALUE_LENGTH, check_coded_text, check_terminology_id, check_text
 from ._db import Database, Diff, translate
 from ._errors import NoSnapshotError, SnapshotError
