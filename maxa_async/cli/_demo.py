@@ -56,10 +56,21 @@ class DemoReport:
     gateway: dict[str, Any] = attrs.field(factory=dict)
     gateway_knobs: dict[str, Any] = attrs.field(factory=dict)
     concurrency_limit: int = 0
+    admitted: int = 0  # the gateway's 200 answers while validating
 
     @property
     def throughput(self) -> float:
         return self.items / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def admitted_rate(self) -> float:
+        """Requests per second the gateway answered 200 while validating."""
+        return self.admitted / self.elapsed_s if self.elapsed_s else 0.0
+
+    def share_of_limit(self) -> float | None:
+        """How close the run came to the fake's requests/second limit (None: no limit)."""
+        limit = self.gateway_knobs.get("rps_limit")
+        return self.admitted_rate / limit if limit else None
 
 
 def _typo(value: str, rng: random.Random) -> str:
@@ -150,6 +161,7 @@ async def run_demo(client: MaxaClient, options: DemoOptions, output: Output) -> 
             yield line.item
 
     started = time.monotonic()
+    answered_before = client.stats.responses[200]
     with ProgressReporter(output, "validating", options.items, unit="lines") as progress:
         pending = 0
         async for outcome in client.validate_many(items(), window=16 * options.concurrency):
@@ -169,6 +181,7 @@ async def run_demo(client: MaxaClient, options: DemoOptions, output: Output) -> 
                 pending = 0
         progress.advance(pending)
     report.elapsed_s = time.monotonic() - started
+    report.admitted = client.stats.responses[200] - answered_before
     report.client = client.stats.as_dict()
     report.concurrency_limit = client.limiter.limit
     return report
@@ -181,6 +194,7 @@ def _counter_total(counts: dict[str, int]) -> int:
 def print_demo(report: DemoReport, output: Output) -> None:
     client = report.client
     gateway = report.gateway
+    share = report.share_of_limit()
     retries = _counter_total(client.get("retries", {}))
     latency = client.get("latency", {})
     summary: dict[str, Any] = {
@@ -212,6 +226,8 @@ def print_demo(report: DemoReport, output: Output) -> None:
         "retries": {"total": retries, "by_cause": client.get("retries", {})},
         "latency_ms": {key: round(value * 1000, 2) for key, value in latency.items()},
         "final_concurrency_limit": report.concurrency_limit,
+        "admitted_per_s": round(report.admitted_rate, 1),
+        "share_of_rate_limit": share if share is None else round(share, 3),
         "gateway_knobs": report.gateway_knobs,
     }
     if output.json_mode:
@@ -260,6 +276,11 @@ def print_demo(report: DemoReport, output: Output) -> None:
             ", ".join(f"{key} {value * 1000:.1f} ms" for key, value in latency.items()) or "-",
         ),
         ("concurrency", f"{report.concurrency_limit} at the end (adaptive)"),
+        (
+            "rate limit",
+            f"{report.admitted_rate:,.0f} requests/s answered 200 while validating"
+            + ("" if share is None else f": {share:.0%} of the fake's {knobs['rps_limit']:g}/s"),
+        ),
     ]
     output.pairs(rows, title="maxa demo: bulk validation against the fake gateway")
     output.line(f"throughput: {report.throughput:.0f} validations/s")

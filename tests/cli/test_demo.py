@@ -17,6 +17,7 @@ def test_demo_prints_a_summary_and_the_throughput_line(tmp_path: Path) -> None:
     assert int(match.group(1)) > 0
     for label in ("valid", "invalid", "errors", "HTTP requests", "token grants", "429s", "retries"):
         assert label in result.stdout
+    assert re.search(r"requests/s answered 200 while validating: \d+% of the fake's", result.stdout)
     assert re.search(r"wrong answers\s+│\s+0\b", result.stdout)
     assert "Traceback" not in result.stderr
     assert "validating: 2,000/2,000 lines" in result.stderr  # plain progress without a TTY
@@ -43,3 +44,8 @@ def test_demo_json_counts_add_up_and_match_the_gateway(tmp_path: Path) -> None:
     assert tokens["client_password_grants"] == tokens["gateway_password_grants"] == 1
     assert tokens["client_refresh_grants"] == tokens["gateway_refresh_grants"]
     assert summary["rate_limited_429"]["client_seen"] == summary["rate_limited_429"]["gateway_sent"]
+    # How close it came to the fake's limit: its 200s over the time spent validating.
+    share = summary["share_of_rate_limit"]
+    limit = summary["gateway_knobs"]["rps_limit"]
+    assert share == round(summary["admitted_per_s"] / limit, 3)
+    assert 0 < share <= 1.2  # windows touched at both ends can admit a little over R x T
