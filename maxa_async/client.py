@@ -28,6 +28,7 @@ from collections.abc import (
 from typing import Any, Final, TypeVar, cast
 
 import aiohttp
+from yarl import URL
 
 from . import operations as ops
 from .auth import TokenManager, TokenStore
@@ -84,6 +85,11 @@ class MaxaClient:
             from memory (off by default).
         session: an aiohttp ClientSession of yours; the client will not close it.
         ssl: an ``ssl.SSLContext`` (or False to disable verification: don't).
+        ca_bundle: a PEM file of the CA certificates to trust for the gateway (your own CA,
+            a TLS-inspecting proxy's), instead of the system's; also ``MAXA_CA_BUNDLE``.
+        proxy: an ``http://`` proxy for every request (token grants included); HTTPS goes
+            through it with CONNECT. Also ``MAXA_PROXY``.
+        trust_env: take the proxy from ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY``.
         token_store: where the token lives (process memory by default).
         rate_gate: a rate budget shared with other clients or processes (see fleet mode).
         redis_url: fleet mode: share the token and the rate budget with every process
@@ -116,6 +122,9 @@ class MaxaClient:
         cache: ResponseCache | None = None,
         session: aiohttp.ClientSession | None = None,
         ssl: ssl_module.SSLContext | bool = True,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        proxy: str | None = None,
+        trust_env: bool = False,
         token_store: TokenStore | None = None,
         rate_gate: RateGate | None = None,
         redis_url: str | None = None,
@@ -150,6 +159,12 @@ class MaxaClient:
             raise InvalidInputError("retry_budget", "must be a maxa.RetryBudget or None")
         if not isinstance(ssl, bool | ssl_module.SSLContext):
             raise InvalidInputError("ssl", "must be True, False or an ssl.SSLContext")
+        if ca_bundle is not None:
+            ssl = _context_from_ca_bundle(ca_bundle, ssl)
+        if proxy is not None:
+            proxy = _check_proxy(proxy)
+        if not isinstance(trust_env, bool):
+            raise InvalidInputError("trust_env", "must be True or False")
         if token_store is not None and not isinstance(token_store, TokenStore):
             raise InvalidInputError("token_store", "must implement maxa.TokenStore")
         if rate_gate is not None and not isinstance(rate_gate, RateGate):
@@ -195,6 +210,8 @@ class MaxaClient:
             timeout=timeout,
             session=session,
             ssl=ssl,
+            proxy=proxy,
+            trust_env=trust_env,
             max_response_bytes=max_response_bytes,
         )
         self._tokens = TokenManager(
@@ -220,6 +237,10 @@ class MaxaClient:
             options.setdefault("base_url", env["MAXA_BASE_URL"].strip())
         if env.get("MAXA_REDIS_URL", "").strip():
             options.setdefault("redis_url", env["MAXA_REDIS_URL"].strip())
+        if env.get("MAXA_CA_BUNDLE", "").strip():
+            options.setdefault("ca_bundle", env["MAXA_CA_BUNDLE"].strip())
+        if env.get("MAXA_PROXY", "").strip():
+            options.setdefault("proxy", env["MAXA_PROXY"].strip())
         raw_rate = env.get("MAXA_FLEET_RATE_LIMIT", "").strip()
         if raw_rate:
             try:
@@ -728,6 +749,31 @@ class _ValidationPool:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+
+
+def _context_from_ca_bundle(
+    ca_bundle: str | os.PathLike[str], ssl: ssl_module.SSLContext | bool
+) -> ssl_module.SSLContext:
+    if ssl is not True:
+        raise InvalidInputError("ca_bundle", "give either ca_bundle or ssl, not both")
+    path = os.fspath(ca_bundle)
+    if not os.path.isfile(path):
+        raise InvalidInputError("ca_bundle", f"no such file: {path!r}")
+    try:
+        return ssl_module.create_default_context(cafile=path)
+    except (ssl_module.SSLError, OSError, ValueError) as exc:
+        raise InvalidInputError(
+            "ca_bundle", f"not a readable PEM file of CA certificates: {exc}"
+        ) from None
+
+
+def _check_proxy(proxy: object) -> str:
+    if not isinstance(proxy, str) or not proxy.strip():
+        raise InvalidInputError("proxy", "must be a URL such as http://proxy.internal:3128")
+    url = URL(proxy.strip())
+    if url.scheme not in ("http", "https") or not url.host:
+        raise InvalidInputError("proxy", "must be an http:// or https:// URL with a host")
+    return str(url)
 
 
 def _fail_followers(shared: asyncio.Future[Any] | None, exc: BaseException) -> None:

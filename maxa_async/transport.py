@@ -201,8 +201,11 @@ class AiohttpTransport:
         session: aiohttp.ClientSession | None = None,
         ssl: ssl_module.SSLContext | bool = True,
         max_response_bytes: int | Mapping[str, int] | None = None,
+        proxy: str | None = None,
+        trust_env: bool = False,
     ) -> None:
         self._base_url = base_url
+        self._trust_env = trust_env
         self._body_limits = response_limits(max_response_bytes)
         # An operation not in the table (none today) gets a list operation's ceiling.
         self._fallback_limit = self._body_limits["TerminologyVersions"]
@@ -226,6 +229,8 @@ class AiohttpTransport:
             if session is None
             else {"timeout": self._client_timeout, "ssl": ssl, "allow_redirects": False}
         )
+        if proxy is not None:
+            self._request_options["proxy"] = proxy
 
     @property
     def session(self) -> aiohttp.ClientSession | None:
@@ -251,6 +256,9 @@ class AiohttpTransport:
             headers={"User-Agent": USER_AGENT},
             auto_decompress=True,
             raise_for_status=False,
+            # HTTP(S)_PROXY / NO_PROXY (and .netrc) only when asked: a proxy chosen by the
+            # environment must not surprise a caller who did not opt in.
+            trust_env=self._trust_env,
         )
 
     async def close(self) -> None:
@@ -328,6 +336,16 @@ class AiohttpTransport:
                 failure = self._timed_out(operation)
             elif isinstance(exc, asyncio.CancelledError):
                 raise
+            elif isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
+                # Not retried: the same certificate will be refused again. (Verification is
+                # on unless ssl=False was passed: a wrong CA ends here.)
+                failure = TransportError(
+                    f"the gateway's TLS certificate was not accepted ({type(exc).__name__}: "
+                    f"{exc}); if it is signed by your own CA, pass ca_bundle= "
+                    "(or MAXA_CA_BUNDLE, or --ca-bundle)",
+                    operation=operation,
+                    retryable=False,
+                )
             else:
                 failure = TransportError(
                     f"connection to the gateway failed: {type(exc).__name__}: {exc}",

@@ -89,6 +89,8 @@ _VALUE_OPTIONS: tuple[tuple[str, str, str], ...] = (
         "redis_url",
         "fleet mode: share token and rate budget via Redis [MAXA_REDIS_URL]",
     ),
+    ("--proxy", "proxy", "an http:// proxy for every request [MAXA_PROXY]"),
+    ("--ca-bundle", "ca_bundle", "PEM file of the CAs to trust for the gateway [MAXA_CA_BUNDLE]"),
     ("--env-file", "env_file", "read MAXA_* settings from this file [default: ./.env if any]"),
 )
 _FLAG_OPTIONS: tuple[tuple[str, str, str], ...] = (

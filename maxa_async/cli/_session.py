@@ -54,6 +54,8 @@ async def connect(
         base_url=settings.base_url,
         max_concurrency=max_concurrency,
         redis_url=settings.redis_url,
+        proxy=settings.proxy,
+        ca_bundle=settings.ca_bundle,
     ) as client:
         yield Connection(client, None)
 

@@ -34,6 +34,8 @@ ENV_NAMES: Mapping[str, str] = {
     "base_url": "MAXA_BASE_URL",
     "redis_url": "MAXA_REDIS_URL",
     "snapshot": "MAXA_SNAPSHOT",
+    "proxy": "MAXA_PROXY",
+    "ca_bundle": "MAXA_CA_BUNDLE",
 }
 
 _CREDENTIAL_FIELDS = ("client_id", "client_secret", "username", "password", "pid")
@@ -50,6 +52,8 @@ class GlobalOptions:
     pid: str | None = None
     base_url: str | None = None
     redis_url: str | None = None
+    proxy: str | None = None
+    ca_bundle: str | None = None
     env_file: str | None = None
     snapshot: str | None = None
     emulator: bool = False
@@ -71,6 +75,8 @@ class Settings:
     missing: tuple[str, ...]
     sources: Mapping[str, str]  # setting -> "flag" | "environment" | ".env path"
     snapshot: str = DEFAULT_SNAPSHOT  # the snapshot file (relative to the working directory)
+    proxy: str | None = None
+    ca_bundle: str | None = None
 
     def require_credentials(self) -> Credentials:
         if self.credentials is None:
@@ -154,4 +160,6 @@ def resolve_settings(
         missing=missing,
         sources=sources,
         snapshot=values.get("snapshot", DEFAULT_SNAPSHOT),
+        proxy=values.get("proxy"),
+        ca_bundle=values.get("ca_bundle"),
     )
