@@ -8,7 +8,9 @@ with ``--rps-limit R`` (fixed one-second windows, 429 + Retry-After beyond R):
 
 * fleet (Redis): every client on one redis-server (started here on a free port) with
   ``fleet_rate_limit = headroom * R``: one GCRA budget and one 429 cooldown for all.
-* no Redis, adaptive: each client on its own (AIMD + its own Retry-After cooldown).
+* fleet, no fleet_rate_limit: the same Redis (one token, a shared cooldown for long
+  Retry-Afters), and each client's pacer finds its share of R by itself.
+* no Redis, adaptive: each client on its own (its pacer, its own cooldown).
 * no Redis, R/N each: each client capped at ``headroom * R / N`` (a static split).
 
 Prints the gateway's combined figures per scenario: 429 share of all requests and
@@ -46,6 +48,8 @@ def _worker(config: dict[str, Any]) -> None:
     options: dict[str, Any] = {"base_url": info["base_url"], "max_concurrency": config["lanes"]}
     if config["redis_url"]:
         options.update(redis_url=config["redis_url"], fleet_rate_limit=config["fleet_rate"])
+    if config.get("learned"):
+        options.pop("fleet_rate_limit", None)  # each process's pacer finds its share
     if config["own_rate"]:
         options["rate_limit"] = config["own_rate"]
     client = maxa.MaxaClient(creds, **options)
@@ -138,7 +142,12 @@ def _gateway_call(info: dict[str, Any], path: str, method: str = "GET") -> dict[
 
 
 def _scenario(
-    info: dict[str, Any], args: argparse.Namespace, *, redis_url: str | None, own_rate: float
+    info: dict[str, Any],
+    args: argparse.Namespace,
+    *,
+    redis_url: str | None,
+    own_rate: float,
+    learned: bool = False,
 ) -> dict[str, Any]:
     procs = []
     for n in range(args.processes):
@@ -147,6 +156,7 @@ def _scenario(
             "redis_url": redis_url or "",
             "fleet_rate": args.rate * args.headroom,
             "own_rate": own_rate,
+            "learned": learned,
             "lanes": args.concurrency,
             "duration": args.duration,
             "name": f"p{n}",
@@ -206,6 +216,7 @@ def main() -> None:
     with _redis_server() as redis_url, _gateway(args.rate, args.latency) as info:
         scenarios: list[tuple[str, str | None, float]] = [
             ("fleet (Redis)", redis_url, 0.0),
+            ("fleet, no fleet_rate_limit", redis_url, 0.0),
             ("no Redis, adaptive", None, 0.0),
             (
                 f"no Redis, R/{args.processes} each",
@@ -215,9 +226,10 @@ def main() -> None:
         ]
         if redis_url is None:
             print("redis-server not found: the fleet scenario is skipped", file=sys.stderr)
-            scenarios = scenarios[1:]
+            scenarios = scenarios[2:]
         for name, url, own_rate in scenarios:
-            result = _scenario(info, args, redis_url=url, own_rate=own_rate)
+            learned = name.startswith("fleet, no")
+            result = _scenario(info, args, redis_url=url, own_rate=own_rate, learned=learned)
             rows.append((name, result))
             time.sleep(1.0)  # let the gateway's window and any cooldown pass
 
@@ -226,12 +238,12 @@ def main() -> None:
         f"{args.rate:.0f} req/s, {args.duration:.0f} s per scenario, fleet budget "
         f"{args.headroom:.0%} of R"
     )
-    header = f"{'scenario':<24} {'requests':>9} {'429 share':>10} {'throughput':>11} {'% of R':>7}"
+    header = f"{'scenario':<28} {'requests':>9} {'429 share':>10} {'throughput':>11} {'% of R':>7}"
     print(header)
     print("-" * len(header))
     for name, r in rows:
         print(
-            f"{name:<24} {r['requests']:>9} {r['share_429']:>9.1%} "
+            f"{name:<28} {r['requests']:>9} {r['share_429']:>9.1%} "
             f"{r['throughput']:>8.0f}/s {r['throughput'] / args.rate:>7.0%}"
             + (f"  ({r['failed_calls']} calls failed)" if r["failed_calls"] else "")
         )

@@ -576,13 +576,14 @@ class MaxaClient:
             if rate_limited:
                 stats.rate_limited += 1
                 delay = self._after_429(retry_after, attempt)
-                if retry_after is not None and self._gate is not None:
-                    # The fleet has no shared pacer yet: every Retry-After still pauses
-                    # every process of it, as the one fleet-wide signal it has.
-                    await self._gate.cool_down(retry_after)
                 if retry_after is not None and retry_after > _SHORT_RETRY_AFTER:
+                    # Nothing passes until then, for anyone: every caller of this client,
+                    # and every process of its fleet, waits. (A short one only slowed this
+                    # process's pace: each process's pacer finds its share.)
                     if limiter.cool_down(retry_after):
                         stats.cooldowns += 1
+                    if self._gate is not None:
+                        await self._gate.cool_down(retry_after)
                     if clock() + retry_after > deadline:
                         raise error  # a quota, or a window longer than this call has
             if attempt >= policy.attempts or not policy.retry_on(error):

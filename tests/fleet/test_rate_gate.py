@@ -133,9 +133,13 @@ async def test_a_cooldown_begun_while_a_sender_waits_for_its_slot_holds_it_back(
     assert sent - started >= 0.5
 
 
-async def test_a_429_in_one_client_pauses_every_client_of_the_fleet(redis_url: str) -> None:
+async def test_a_long_retry_after_in_one_client_pauses_every_client_of_the_fleet(
+    redis_url: str,
+) -> None:
+    # A quota of 5 per 3 s: its 429s say "nothing until then" (a short Retry-After would
+    # only slow the pace of the process that got it).
     async with (
-        FakeGateway(GatewayConfig(rps_limit=5)) as gateway,
+        FakeGateway(GatewayConfig(quota=5, quota_period=3.0)) as gateway,
         maxa.MaxaClient(
             gateway.credentials,
             base_url=gateway.base_url,
