@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -28,6 +29,7 @@ from collections.abc import (
 from typing import Any, Final, TypeVar, cast
 
 import aiohttp
+import attrs
 from yarl import URL
 
 from . import operations as ops
@@ -42,6 +44,7 @@ from .errors import (
     RateLimitedError,
     TransportError,
 )
+from .events import Hooks, RequestEvent, ResponseEvent
 from .limits import Limiter, RateGate, RetryBudget, RetryPolicy, Timeout
 from .models import CodedText, Credentials, TerminologyVersion, ValidationOutcome
 from .oauth import TokenRequest
@@ -64,6 +67,13 @@ _MAX_401_REPLAYS: Final = 3
 _SHORT_RETRY_AFTER: Final = 1.0
 #: How long aclose() waits for the calls it ended to leave.
 _CLOSE_WAIT: Final = 5.0
+
+
+class _Unset:
+    """The default of an option left as it was (None means "none")."""
+
+
+_UNSET: Final = _Unset()
 
 
 class MaxaClient:
@@ -100,6 +110,10 @@ class MaxaClient:
         fleet_options: more :class:`maxa_async.fleet.Fleet` options (lease_seconds,
             key_prefix, burst ...).
         refresh_fraction: refresh ahead once this share of the token's lifetime is gone.
+        on_request: called before every attempt with a :class:`RequestEvent`; it may add
+            headers (a correlation id, say) to ``event.headers``.
+        on_response: called once per call, when it ends, with a :class:`ResponseEvent`
+            (the gateway's request id, status, attempts, time, cache or coalesced).
         latency_tolerance: shrink the in-flight bound when latency climbs past this factor
             of the best seen (e.g. 3.0; None, the default: latency does not steer it).
         max_response_bytes: the largest answer body read, one number for every operation
@@ -132,6 +146,8 @@ class MaxaClient:
         fleet_options: Mapping[str, Any] | None = None,
         refresh_fraction: float = 0.75,
         latency_tolerance: float | None = None,
+        on_request: Callable[[RequestEvent], None] | None = None,
+        on_response: Callable[[ResponseEvent], None] | None = None,
         max_response_bytes: int | Mapping[str, int] | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
@@ -142,17 +158,7 @@ class MaxaClient:
             raise InvalidInputError("max_concurrency", "must be an int")
         if not 1 <= max_concurrency <= 10_000:
             raise InvalidInputError("max_concurrency", "must be between 1 and 10000")
-        if timeout is None:
-            timeout = Timeout()
-        elif not isinstance(timeout, Timeout):
-            if (
-                isinstance(timeout, bool)
-                or not isinstance(timeout, int | float)
-                or not math.isfinite(timeout)
-                or timeout <= 0
-            ):
-                raise InvalidInputError("timeout", "must be a Timeout or a positive number")
-            timeout = Timeout(request=float(timeout), connect=min(10.0, float(timeout)))
+        timeout = Timeout() if timeout is None else _check_timeout(timeout)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise InvalidInputError("retry", "must be a maxa.RetryPolicy or None")
         if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
@@ -224,9 +230,10 @@ class MaxaClient:
         self._pending: dict[tuple[str, bytes], asyncio.Future[Any] | None] = {}
         self._calls: set[asyncio.Task[Any]] = set()  # tasks inside _send
         self._closing: set[asyncio.Task[Any]] = set()  # of those, the ones aclose cancelled
-        self._all_left: asyncio.Event | None = None  # set when they have (aclose waits)
-        self._keep_open: asyncio.Task[Any] | None = None  # the task closing, if a call's
-        self._closed = False
+        self._life = _Life()  # shared with the views of with_options()
+        self._hooks = Hooks(on_request=on_request, on_response=on_response)
+        self._attempt_timeout: float | None = None  # a view's own per-attempt limit
+        self._call_deadline: float | None = None  # a view's limit on a whole call
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> MaxaClient:
@@ -263,7 +270,7 @@ class MaxaClient:
 
     async def open(self) -> None:
         """Create the pooled session (done by ``async with`` or on first use)."""
-        if self._closed:
+        if self._life.closed:
             raise ClientClosedError("this MaxaClient is closed; create a new one")
         await self._transport.open()
 
@@ -271,7 +278,7 @@ class MaxaClient:
         """Close the client: calls in flight or queued end with :class:`ClientClosedError`
         (none sends after this), the token refresh stops and the session closes (if the
         client made it). Closing twice is harmless."""
-        self._closed = True
+        self._life.closed = True
         self._limiter.bound.fail_waiters(ClientClosedError("the MaxaClient was closed"))
         current = asyncio.current_task()
         for task in list(self._calls):
@@ -281,10 +288,10 @@ class MaxaClient:
         if self._calls - {current}:
             # Let them leave (each one only has to unwind); bounded, so that a caller
             # that swallows its cancellation cannot hold the close forever.
-            self._all_left = asyncio.Event()
-            self._keep_open = current
+            self._life.all_left = asyncio.Event()
+            self._life.keep_open = current
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_left.wait(), _CLOSE_WAIT)
+                await asyncio.wait_for(self._life.all_left.wait(), _CLOSE_WAIT)
         await self._tokens.aclose()
         await self._transport.close()
         if self._gate is not None:
@@ -304,6 +311,50 @@ class MaxaClient:
     @property
     def tokens(self) -> TokenManager:
         return self._tokens
+
+    def with_options(
+        self,
+        *,
+        timeout: Timeout | float | None = None,
+        retry: RetryPolicy | None = None,
+        deadline: float | None = None,
+        on_request: Callable[[RequestEvent], None] | _Unset | None = _UNSET,
+        on_response: Callable[[ResponseEvent], None] | _Unset | None = _UNSET,
+    ) -> MaxaClient:
+        """A view of this client with other per-call options; it shares the pool, the
+        token, the limiter, the cache and the stats (and closing either closes both).
+
+        ``timeout``: the per-attempt limit (a :class:`Timeout` or seconds); ``retry``: the
+        retry policy; ``deadline``: seconds for a whole call, its queueing, pacing and
+        retries included (past it: ``TransportError``); the hooks replace the client's.
+        E.g. a prescriber's interactive lookup, on the same client as a nightly bulk run::
+
+            quick = client.with_options(timeout=2, retry=RetryPolicy(attempts=2), deadline=3)
+            value = await quick.terminology("eRx", code)
+        """
+        view = copy.copy(self)
+        if timeout is not None:
+            view._attempt_timeout = _check_timeout(timeout).request
+        if retry is not None:
+            if not isinstance(retry, RetryPolicy):
+                raise InvalidInputError("retry", "must be a maxa.RetryPolicy")
+            view._retry = retry
+        if deadline is not None:
+            if (
+                isinstance(deadline, bool)
+                or not isinstance(deadline, int | float)
+                or not math.isfinite(deadline)
+                or deadline <= 0
+            ):
+                raise InvalidInputError("deadline", "must be a positive number of seconds")
+            view._call_deadline = float(deadline)
+        hooks = self._hooks
+        if not isinstance(on_request, _Unset):
+            hooks = attrs.evolve(hooks, on_request=on_request)
+        if not isinstance(on_response, _Unset):
+            hooks = attrs.evolve(hooks, on_response=on_response)
+        view._hooks = hooks
+        return view
 
     def __repr__(self) -> str:
         return (
@@ -386,10 +437,53 @@ class MaxaClient:
     # ------------------------------------------------------------------ engine
 
     async def _execute(self, call: ops.Call[T]) -> T:
-        """One call: answered from the cache, by following an identical call in flight
-        (coalescing), or by sending it."""
-        if self._closed:
+        """One call, within the view's deadline if it has one, reported to the hooks."""
+        if self._life.closed:
             raise ClientClosedError("this MaxaClient is closed; create a new one")
+        started = time.monotonic()
+        record = _CallRecord()
+        try:
+            if self._call_deadline is None:
+                result = await self._answer(call, record)
+            else:
+                try:
+                    async with asyncio.timeout(self._call_deadline):
+                        result = await self._answer(call, record)
+                except TimeoutError:
+                    self.stats.failures += 1
+                    raise TransportError(
+                        f"no answer within the call's deadline of {self._call_deadline:g}s "
+                        "(queueing, pacing and retries included)",
+                        operation=call.request.operation,
+                        retryable=False,
+                    ) from None
+        except MaxaError as exc:
+            if self._hooks.on_response is not None:
+                self._report(call, record, started, exc)
+            raise
+        if self._hooks.on_response is not None:
+            self._report(call, record, started, None)
+        return result
+
+    def _report(
+        self, call: ops.Call[Any], record: _CallRecord, started: float, error: MaxaError | None
+    ) -> None:
+        self._hooks.response(
+            ResponseEvent(
+                operation=call.request.operation,
+                status=record.status,
+                request_id=record.request_id or (error.request_id if error else None),
+                attempts=record.attempts,
+                elapsed=time.monotonic() - started,
+                cached=record.cached,
+                coalesced=record.coalesced,
+                error=error,
+            )
+        )
+
+    async def _answer(self, call: ops.Call[T], record: _CallRecord) -> T:
+        """Answered from the cache, by following an identical call in flight (coalescing),
+        or by sending it."""
         stats = self.stats
         stats.calls += 1
         request = call.request
@@ -399,22 +493,28 @@ class MaxaClient:
                 cached = cache.get(call.key)
                 if cached is not MISSING:
                     stats.cache_hits += 1
+                    record.cached = True
                     return cast(T, cached)
             else:
                 cache = None
         if not self._coalesce:
-            return await self._send(call, None, cache)
+            return await self._send(call, None, cache, record)
         # pending[key] is None while nobody follows the call in flight, else the future
         # its followers wait on (made by the first follower).
         key = (request.operation, request.body)
         if key in self._pending:
             stats.coalesced += 1
-            return await self._follow(call, key, cache)
+            record.coalesced = True
+            return await self._follow(call, key, cache, record)
         self._pending[key] = None
-        return await self._send(call, key, cache)
+        return await self._send(call, key, cache, record)
 
     async def _follow(
-        self, call: ops.Call[T], key: tuple[str, bytes], cache: ResponseCache | None
+        self,
+        call: ops.Call[T],
+        key: tuple[str, bytes],
+        cache: ResponseCache | None,
+        record: _CallRecord,
     ) -> T:
         """Wait for an identical call's answer; if that call was cancelled (and we were
         not), make the call ourselves."""
@@ -426,7 +526,7 @@ class MaxaClient:
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if shared.cancelled() and task is not None and not task.cancelling():
-                return await self._send(call, None, cache)
+                return await self._send(call, None, cache, record)
             raise
         except MaxaError:
             self.stats.failures += 1
@@ -438,6 +538,7 @@ class MaxaClient:
         call: ops.Call[T],
         key: tuple[str, bytes] | None,
         cache: ResponseCache | None,
+        record: _CallRecord,
     ) -> T:
         """One call: its attempts, then its answer settled. ``key``: its coalescing key,
         settled (for any followers) and forgotten when it ends; ``cache``: where its
@@ -446,7 +547,7 @@ class MaxaClient:
         assert task is not None
         self._calls.add(task)
         try:
-            result = await self._attempts(call)
+            result = await self._attempts(call, record)
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError) and task in self._closing:
                 # aclose() cancelled this call: take that cancellation back (unless the
@@ -461,8 +562,9 @@ class MaxaClient:
             raise exc from None
         finally:
             self._calls.discard(task)
-            if self._all_left is not None and self._calls <= {self._keep_open}:
-                self._all_left.set()
+            life = self._life
+            if life.all_left is not None and self._calls <= {life.keep_open}:
+                life.all_left.set()
         if key is not None:
             shared = self._pending.pop(key)
             if shared is not None:  # followers wait for it
@@ -471,7 +573,7 @@ class MaxaClient:
             cache.put(call.key, result)
         return result
 
-    async def _attempts(self, call: ops.Call[T]) -> T:
+    async def _attempts(self, call: ops.Call[T], record: _CallRecord) -> T:
         """Send a call until it is answered, or its retry policy gives up."""
         request = call.request
         operation = request.operation
@@ -504,7 +606,7 @@ class MaxaClient:
             budget: Budget | None = None
             error: MaxaError
             try:
-                if self._closed:
+                if self._life.closed:
                     raise ClientClosedError("the MaxaClient was closed before this call sent")
                 if self._gate is not None:
                     await self._gate.acquire(first_sent + waited + policy.deadline)
@@ -514,14 +616,21 @@ class MaxaClient:
                     token = await tokens.get()
                     sent_at = clock()
                 attempt += 1
+                record.attempts = attempt
                 sent[operation] = sent.get(operation, 0) + 1
+                send_headers = tokens.headers
+                if self._hooks.on_request is not None:
+                    extra = self._hooks.request(RequestEvent(operation, attempt))
+                    if extra:
+                        send_headers = {**extra, **send_headers}
                 try:
                     status, headers, body = await self._transport.request(
                         request.method,
                         request.path,
-                        tokens.headers,
+                        send_headers,
                         request.body,
                         operation=operation,
+                        attempt_limit=self._attempt_timeout,
                     )
                 except TransportError as exc:
                     answered[0] = answered.get(0, 0) + 1  # status 0: no answer
@@ -529,6 +638,8 @@ class MaxaClient:
                 else:
                     elapsed = clock() - sent_at
                     answered[status] = answered.get(status, 0) + 1
+                    record.status = status
+                    record.request_id = header(headers, "requestId")
                     if log.isEnabledFor(logging.DEBUG):
                         log.debug(
                             "%s -> %d in %.1f ms requestId=%s",
@@ -750,6 +861,39 @@ class _ValidationPool:
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+
+
+@attrs.define
+class _Life:
+    """What a client and its views share about its life: closed, and who waits."""
+
+    closed: bool = False
+    all_left: asyncio.Event | None = None  # set when the calls aclose() ended have left
+    keep_open: asyncio.Task[Any] | None = None  # the task closing, if it is a call's
+
+
+@attrs.define
+class _CallRecord:
+    """What one call saw, for its ResponseEvent."""
+
+    status: int | None = None
+    request_id: str | None = None
+    attempts: int = 0
+    cached: bool = False
+    coalesced: bool = False
+
+
+def _check_timeout(timeout: object) -> Timeout:
+    if isinstance(timeout, Timeout):
+        return timeout
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise InvalidInputError("timeout", "must be a Timeout or a positive number")
+    return Timeout(request=float(timeout), connect=min(10.0, float(timeout)))
 
 
 def _context_from_ca_bundle(

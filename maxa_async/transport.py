@@ -217,6 +217,9 @@ class AiohttpTransport:
             total=None, connect=None, sock_connect=timeout.connect, sock_read=None
         )
         self._deadlines = _Deadlines(timeout.request)
+        # Per-call time limits (MaxaClient.with_options): one timer per distinct limit, so
+        # each still expires its attempts in the order they started.
+        self._other_deadlines: dict[float, _Deadlines] = {}
         self._session = session
         self._owns_session = session is None
         self._closed = False
@@ -264,6 +267,8 @@ class AiohttpTransport:
     async def close(self) -> None:
         self._closed = True
         self._deadlines.close()
+        for deadlines in self._other_deadlines.values():
+            deadlines.close()
         session, self._session = self._session, None
         if session is not None and self._owns_session:
             await session.close()
@@ -284,7 +289,9 @@ class AiohttpTransport:
         body: bytes,
         *,
         operation: str,
+        attempt_limit: float | None = None,
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
+        """Send one request; ``attempt_limit`` (seconds) overrides the per-attempt limit."""
         session = self._session
         loop = self._loop
         if session is None or loop is None:
@@ -292,7 +299,7 @@ class AiohttpTransport:
             session, loop = self._session, self._loop
             assert session is not None and loop is not None
         url = self._urls.get(path) or self.url(path)
-        deadlines = self._deadlines
+        deadlines = self._deadlines if attempt_limit is None else self._deadlines_of(attempt_limit)
         task = asyncio.current_task(loop)
         assert task is not None  # a coroutine of a running loop always has its task
         cancelling = task.cancelling()
@@ -408,6 +415,12 @@ class AiohttpTransport:
             status=status,
             operation=operation,
         )
+
+    def _deadlines_of(self, seconds: float) -> _Deadlines:
+        deadlines = self._other_deadlines.get(seconds)
+        if deadlines is None:
+            deadlines = self._other_deadlines[seconds] = _Deadlines(seconds)
+        return deadlines
 
     @staticmethod
     def _timed_out(operation: str) -> TransportError:
