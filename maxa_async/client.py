@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 import logging
 import math
 import os
@@ -441,7 +442,7 @@ class MaxaClient:
         if self._life.closed:
             raise ClientClosedError("this MaxaClient is closed; create a new one")
         started = time.monotonic()
-        record = _CallRecord()
+        record = _CallRecord(next(self._life.numbers))
         try:
             if self._call_deadline is None:
                 result = await self._answer(call, record)
@@ -478,6 +479,7 @@ class MaxaClient:
                 cached=record.cached,
                 coalesced=record.coalesced,
                 error=error,
+                call=record.number,
             )
         )
 
@@ -620,7 +622,9 @@ class MaxaClient:
                 sent[operation] = sent.get(operation, 0) + 1
                 send_headers = tokens.headers
                 if self._hooks.on_request is not None:
-                    extra = self._hooks.request(RequestEvent(operation, attempt))
+                    extra = self._hooks.request(
+                        RequestEvent(operation, attempt, call=record.number)
+                    )
                     if extra:
                         send_headers = {**extra, **send_headers}
                 try:
@@ -870,12 +874,14 @@ class _Life:
     closed: bool = False
     all_left: asyncio.Event | None = None  # set when the calls aclose() ended have left
     keep_open: asyncio.Task[Any] | None = None  # the task closing, if it is a call's
+    numbers: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))  # of calls
 
 
 @attrs.define
 class _CallRecord:
     """What one call saw, for its ResponseEvent."""
 
+    number: int
     status: int | None = None
     request_id: str | None = None
     attempts: int = 0

@@ -39,6 +39,7 @@ class RequestEvent:
     operation: str  # the wire name, e.g. "ValidateCts"
     attempt: int  # 1 for the first send
     headers: dict[str, str] = attrs.field(factory=dict)  # extra headers: add to it
+    call: int = 0  # the call's number in this client (its ResponseEvent has the same)
 
 
 @attrs.frozen
@@ -54,6 +55,7 @@ class ResponseEvent:
     cached: bool = False
     coalesced: bool = False
     error: MaxaError | None = None
+    call: int = 0  # the call's number in this client (as in its RequestEvents)
 
     @property
     def ok(self) -> bool:
