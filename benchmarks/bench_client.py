@@ -139,11 +139,14 @@ async def ours_validate(
     info: dict[str, Any],
     items: Sequence[maxa.CodedText],
     concurrency: int,
+    otel: str | None = None,
     **options: Any,
 ) -> tuple[float, int, maxa.MaxaClient]:
     client = maxa.MaxaClient(
         credentials(info), base_url=info["base_url"], max_concurrency=concurrency, **options
     )
+    if otel is not None:
+        _instrument(client, otel)
     async with client:
         await client.terminology("thritaEHR.Religion", "1")  # token outside the timing
         started = time.perf_counter()
@@ -235,6 +238,59 @@ async def plain(info: dict[str, Any], terms: list[maxa.CodedText], count: int, r
         "(medians; ratios per round)"
     )
     print(table(["client", "req/s", "ours/raw", "client CPU us/req", "raw CPU / ours"], rows))
+
+
+def _instrument(client: maxa.MaxaClient, kind: str) -> None:
+    """OpenTelemetry on the client: the API's no-op providers, or the SDK exporting every
+    span to memory (and a metric reader that is never read)."""
+    from opentelemetry import metrics, trace
+
+    import maxa_async.otel
+
+    if kind == "noop":
+        maxa_async.otel.instrument(
+            client,
+            tracer_provider=trace.NoOpTracerProvider(),
+            meter_provider=metrics.NoOpMeterProvider(),
+        )
+        return
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    maxa_async.otel.instrument(client, tracer_provider=tracing, meter_provider=meters)
+
+
+async def otel(info: dict[str, Any], terms: list[maxa.CodedText], count: int, rounds: int) -> None:
+    """validate_many plain, with OpenTelemetry's no-op providers, and with the SDK's
+    in-memory exporter, in rotating order; each as a ratio to plain in the same round."""
+    items = make_items(terms, count)
+    kinds: tuple[str | None, ...] = (None, "noop", "sdk")
+    rates: dict[str | None, list[float]] = {kind: [] for kind in kinds}
+    for round_ in range(rounds):
+        order = kinds[round_ % 3 :] + kinds[: round_ % 3]
+        for kind in order:
+            seconds, _, _ = await ours_validate(info, items, 64, otel=kind)
+            rates[kind].append(count / seconds)
+
+    def ratio(kind: str | None) -> float:
+        return statistics.median(o / p for o, p in zip(rates[kind], rates[None], strict=True))
+
+    rows = [
+        [label, f"{statistics.median(rates[kind]):,.0f}", f"{ratio(kind):.2f}"]
+        for label, kind in (
+            ("validate_many", None),
+            ("validate_many + otel, no-op providers", "noop"),
+            ("validate_many + otel, SDK, in-memory exporter", "sdk"),
+        )
+    ]
+    print(f"\n[otel] {count:,} ValidateCts, concurrency 64, {rounds} rounds in rotating order")
+    print(table(["client", "req/s", "/ plain"], rows))
 
 
 async def _first_two(run: Any) -> tuple[float, int]:
@@ -346,7 +402,7 @@ async def latency(info: dict[str, Any], terms: list[maxa.CodedText], count: int)
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller counts")
-    parser.add_argument("--only", choices=["plain", "ratelimit", "zipf", "latency"])
+    parser.add_argument("--only", choices=["plain", "ratelimit", "zipf", "latency", "otel"])
     parser.add_argument("--rps", type=int, default=1500)
     parser.add_argument("--rounds", type=int, default=6, help="rounds of plain (ABBA order)")
     parser.add_argument(
@@ -364,6 +420,8 @@ async def main() -> None:
             await zipf(info, terms, int(100_000 * scale))
         if args.only in (None, "latency"):
             await latency(info, terms, int(5_000 * scale))
+        if args.only == "otel":  # needs the otel extra and opentelemetry-sdk
+            await otel(info, terms, int(20_000 * scale), rounds=args.rounds)
 
 
 if __name__ == "__main__":
