@@ -71,3 +71,36 @@ def test_the_network_snippet_builds_a_client(tmp_path: Path) -> None:
     client = namespace["client"]
     assert isinstance(client, maxa.MaxaClient)
     assert client._transport._request_options["proxy"] == "http://proxy.internal:3128"
+
+
+OBSERVABILITY = ROOT / "examples" / "observability.py"
+
+
+def test_the_observability_block_is_the_example_file() -> None:
+    assert _blocks("Observability")[0] == OBSERVABILITY.read_text(encoding="utf-8")
+
+
+async def test_the_observability_example_prints_a_span_and_a_scrape(
+    fake_gateway: FakeGateway,
+) -> None:
+    creds = fake_gateway.credentials
+    env = {key: value for key, value in os.environ.items() if not key.startswith("MAXA_")}
+    env.update(
+        MAXA_BASE_URL=fake_gateway.base_url,
+        MAXA_CLIENT_ID=creds.client_id,
+        MAXA_CLIENT_SECRET=creds.client_secret,
+        MAXA_USERNAME=creds.username,
+        MAXA_PASSWORD=creds.password,
+        MAXA_PID=creds.pid,
+    )
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(OBSERVABILITY), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    text = out.decode()
+    assert "اسلام" in text.splitlines()
+    assert text.count('"name": "MAXA Terminology"') == 1
+    assert '"maxa.attempts": 1' in text
+    assert 'maxa_requests_total{operation="Terminology"} 1.0' in text
+    assert creds.password not in text and creds.client_secret not in text
