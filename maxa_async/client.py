@@ -480,6 +480,8 @@ class MaxaClient:
                 coalesced=record.coalesced,
                 error=error,
                 call=record.number,
+                terminology_id=call.terminology_id,
+                queued=record.queued,
             )
         )
 
@@ -593,9 +595,11 @@ class MaxaClient:
             if not limiter.try_acquire():
                 # The deadline counts from the first send (or from now, before it): a
                 # cooldown or a pace longer than the call's time fails it at once.
+                queued_from = clock()
                 slot_wait = await limiter.acquire(
-                    (clock() if first_sent is None else first_sent) + waited + policy.deadline
+                    (queued_from if first_sent is None else first_sent) + waited + policy.deadline
                 )
+                record.queued += clock() - queued_from
                 stats.queue_wait_total += slot_wait
                 if first_sent is not None:
                     waited += slot_wait
@@ -887,6 +891,7 @@ class _CallRecord:
     attempts: int = 0
     cached: bool = False
     coalesced: bool = False
+    queued: float = 0.0
 
 
 def _check_timeout(timeout: object) -> Timeout:

@@ -56,6 +56,8 @@ class ResponseEvent:
     coalesced: bool = False
     error: MaxaError | None = None
     call: int = 0  # the call's number in this client (as in its RequestEvents)
+    terminology_id: str | None = None  # the terminology asked about
+    queued: float = 0.0  # seconds it waited for a slot, its turn in the pace, a cooldown
 
     @property
     def ok(self) -> bool:

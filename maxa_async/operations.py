@@ -96,16 +96,19 @@ class Call(Generic[T]):
     """A request and the parser of its ``result.data``. (A plain slotted class: one is
     made per call, and this is the cheapest object Python makes.)"""
 
-    __slots__ = ("if_not_found", "parse_data", "request")
+    __slots__ = ("if_not_found", "parse_data", "request", "terminology_id")
 
     def __init__(
         self,
         request: Request,
         parse_data: Callable[[Any], T],
         if_not_found: Callable[[], T] | None = None,
+        terminology_id: str | None = None,
     ) -> None:
         self.request = request
         self.parse_data = parse_data
+        #: The terminology asked about (for traces and logs; None for CtsTerminologies).
+        self.terminology_id = terminology_id
         #: For "since" queries an inner 404 means "nothing new": answer this, not raise.
         self.if_not_found = if_not_found
 
@@ -313,11 +316,13 @@ def _call(
     *,
     method: str = "POST",
     if_not_found: Callable[[], T] | None = None,
+    terminology_id: str | None = None,
 ) -> Call[T]:
     return Call(
         Request(operation, method, BASE_PATH + operation, orjson.dumps(body)),
         parse,
         if_not_found,
+        terminology_id,
     )
 
 
@@ -329,14 +334,13 @@ def from_date_wire(since: JalaliDateTime, *, iso_string: bool) -> dict[str, Any]
 
 def terminology(terminology_id: str, coded_string: str) -> Call[str]:
     """Terminology: the value of a code. A GET with a JSON body, as the guide says."""
+    terminology_id = check_terminology_id(terminology_id)
     return _call(
         "Terminology",
-        {
-            "terminologyId": check_terminology_id(terminology_id),
-            "codedString": check_text(coded_string, "coded_string"),
-        },
+        {"terminologyId": terminology_id, "codedString": check_text(coded_string, "coded_string")},
         parse_value,
         method="GET",
+        terminology_id=terminology_id,
     )
 
 
@@ -345,21 +349,28 @@ def search_terminology(terminology_id: str, since: object) -> Call[list[CodedTex
 
     An inner 404 (the service's answer when nothing matches) is read as an empty list;
     an unknown terminology id therefore also yields ``[]``."""
+    terminology_id = check_terminology_id(terminology_id)
     return _call(
         "SearchTerminology",
         {
-            "TerminologyId": check_terminology_id(terminology_id),
+            "TerminologyId": terminology_id,
             "FromDate": from_date_wire(to_jalali(since), iso_string=True),
         },
         parse_coded_texts,
         if_not_found=list,
+        terminology_id=terminology_id,
     )
 
 
 def validate_cts(coded_text: CodedText) -> Call[bool]:
     """ValidateCts: whether the value is the one registered for that code."""
     checked = check_coded_text(coded_text)
-    return _call("ValidateCts", {"DoCodedText": get_converter().unstructure(checked)}, parse_bool)
+    return _call(
+        "ValidateCts",
+        {"DoCodedText": get_converter().unstructure(checked)},
+        parse_bool,
+        terminology_id=checked.terminology_id,
+    )
 
 
 def cts_terminologies(since: object) -> Call[list[str]]:
@@ -375,34 +386,37 @@ def cts_terminologies(since: object) -> Call[list[str]]:
 
 def terminology_value_by_version(terminology_id: str, coded_string: str, version: str) -> Call[str]:
     """TerminologyValueByVersion: the value of a code in one version."""
+    terminology_id = check_terminology_id(terminology_id)
     return _call(
         "TerminologyValueByVersion",
         {
-            "terminologyId": check_terminology_id(terminology_id),
+            "terminologyId": terminology_id,
             "codedString": check_text(coded_string, "coded_string"),
             "version": check_text(version, "version"),
         },
         parse_value,
+        terminology_id=terminology_id,
     )
 
 
 def terminologies_term_by_version(terminology_id: str, version: str) -> Call[list[CodedText]]:
     """TerminologiesTermByVersion: every term of a terminology at one version."""
+    terminology_id = check_terminology_id(terminology_id)
     return _call(
         "TerminologiesTermByVersion",
-        {
-            "terminologyId": check_terminology_id(terminology_id),
-            "version": check_text(version, "version"),
-        },
+        {"terminologyId": terminology_id, "version": check_text(version, "version")},
         parse_coded_texts,
+        terminology_id=terminology_id,
     )
 
 
 def terminology_versions(terminology_id: str) -> Call[list[TerminologyVersion]]:
     """TerminologyVersions: the versions of a terminology (guide's table says
     ``terminology_idField``; its sample sends ``terminologyId``, which we send)."""
+    terminology_id = check_terminology_id(terminology_id)
     return _call(
         "TerminologyVersions",
-        {"terminologyId": check_terminology_id(terminology_id)},
+        {"terminologyId": terminology_id},
         parse_versions,
+        terminology_id=terminology_id,
     )

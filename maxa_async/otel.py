@@ -10,9 +10,10 @@ client without it pays nothing. Call :func:`instrument` once, after making the c
 Spans: one per call, named ``MAXA <Operation>``, of kind CLIENT, with an event per
 attempt. Attributes follow the HTTP client conventions (``http.request.method``,
 ``server.address``, ``server.port``, ``url.full``, ``http.response.status_code``,
-``error.type``) plus ``maxa.operation``, ``maxa.request_id`` (the gateway's
-``requestId``), ``maxa.attempts``, ``maxa.cached`` and ``maxa.coalesced``. Never a
-credential, a token or an item's value.
+``error.type``) plus ``maxa.operation``, ``maxa.terminology_id``, ``maxa.request_id`` (the
+gateway's ``requestId``), ``maxa.attempts``, ``maxa.queued_seconds`` (waiting for a slot,
+the pace or a cooldown), ``maxa.cached`` and ``maxa.coalesced``. Never a credential, a
+token or an item's value.
 
 Metrics: ``maxa.client.call.duration`` (histogram, seconds, by operation and status);
 counters read from ``client.stats``: ``maxa.client.retries`` (by cause),
@@ -74,7 +75,10 @@ class Instrumentation:
             "maxa.attempts": event.attempts,
             "maxa.cached": event.cached,
             "maxa.coalesced": event.coalesced,
+            "maxa.queued_seconds": event.queued,
         }
+        if event.terminology_id is not None:
+            attributes["maxa.terminology_id"] = event.terminology_id
         if event.status is not None:
             attributes["http.response.status_code"] = event.status
         if event.request_id:

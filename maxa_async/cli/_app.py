@@ -97,6 +97,7 @@ _FLAG_OPTIONS: tuple[tuple[str, str, str], ...] = (
     ("--emulator", "emulator", "talk to a fake gateway started in this process"),
     ("--json", "json", "print JSON (UTF-8) instead of tables"),
     ("--debug", "debug", "debug logging, and full tracebacks on errors"),
+    ("--otel", "otel", "print an OpenTelemetry span per MAXA call to stderr (needs the SDK)"),
 )
 
 

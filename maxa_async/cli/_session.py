@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
 from ..client import MaxaClient
+from ._errors import UsageProblem
 from ._settings import GlobalOptions, resolve_settings
 
 if TYPE_CHECKING:
@@ -45,6 +47,8 @@ async def connect(
                 gateway.credentials, base_url=gateway.base_url, max_concurrency=max_concurrency
             ) as client,
         ):
+            if options.otel:
+                _print_spans(client)
             yield Connection(client, gateway)
         return
     settings = resolve_settings(options)
@@ -57,7 +61,25 @@ async def connect(
         proxy=settings.proxy,
         ca_bundle=settings.ca_bundle,
     ) as client:
+        if options.otel:
+            _print_spans(client)
         yield Connection(client, None)
+
+
+def _print_spans(client: MaxaClient) -> None:
+    """``--otel``: every call's span, as JSON, on stderr."""
+    try:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SimpleSpanProcessor
+
+        from .. import otel
+    except ImportError:
+        raise UsageProblem(
+            "--otel needs OpenTelemetry: pip install 'maxa-async[otel]' opentelemetry-sdk"
+        ) from None
+    tracing = TracerProvider()
+    tracing.add_span_processor(SimpleSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+    otel.instrument(client, tracer_provider=tracing)
 
 
 def run_async(main: Callable[[], Awaitable[T]]) -> T:

@@ -59,6 +59,7 @@ class GlobalOptions:
     emulator: bool = False
     json: bool = False
     debug: bool = False
+    otel: bool = False
 
     def flag(self, name: str) -> str | None:
         value: str | None = getattr(self, name)

@@ -71,6 +71,10 @@ async def test_a_span_per_call_with_attempts_and_metrics(gateway: FakeGateway) -
     assert first.attributes["http.response.status_code"] == 200
     assert first.attributes["maxa.request_id"] == seen[0].request_id
     assert str(first.attributes["url.full"]).endswith("/gwmaksa/Terminology")
+    assert first.attributes["maxa.terminology_id"] == "thritaEHR.Religion"
+    assert second.attributes is not None
+    assert second.attributes["maxa.terminology_id"] == "ContactType"
+    assert 0 <= float(first.attributes["maxa.queued_seconds"]) < 1
     assert second.attributes is not None and second.attributes["http.request.method"] == "POST"
     assert [e.name for e in failed.events] == ["attempt"] * 3
     assert failed.attributes is not None and failed.attributes["maxa.attempts"] == 3
