@@ -179,8 +179,11 @@ class Pacer:
         """A send went ``now``."""
         self._sent_in_step += 1
         interval = 1.0 / (self.rate(now) or _UNPACED)
-        # One interval of slack: a send whose timer fired a little late is caught up.
-        self._tat = max(self._tat, now - interval) + interval
+        # A send whose timer fired less than an interval late keeps the schedule (the
+        # next one catches up); after a pause the schedule starts again from now, so an
+        # idle spell never buys a burst.
+        base = self._tat if self._tat >= now - interval else now
+        self._tat = base + interval
 
     # ------------------------------------------------------------------ history
 
