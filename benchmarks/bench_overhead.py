@@ -37,7 +37,13 @@ HEADERS = CIMultiDictProxy(CIMultiDict({"requestId": "bench"}))
 
 
 async def in_memory(
-    method: str, path: str, headers: Mapping[str, str], body: bytes, *, operation: str
+    method: str,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    operation: str,
+    attempt_limit: float | None = None,
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
     await asyncio.sleep(0)
     return 200, HEADERS, BODY

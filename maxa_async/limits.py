@@ -432,7 +432,15 @@ class Limiter:
                     retryable=False,
                 )
             await self.bound.take()
-        slot_wait = self._clock() - started
+        now = self._clock()
+        slot_wait = now - started
+        if (
+            not self.cooldown.remaining
+            and self.pacer.rate(now) is None
+            and not self._turns.locked()
+        ):
+            self.pacer.sent(now)  # nothing to wait for: no turn to take
+            return slot_wait
         try:
             await self._wait_turn(None if deadline is None else deadline + slot_wait)
         except BaseException:

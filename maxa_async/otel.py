@@ -56,22 +56,46 @@ class Instrumentation:
     _attempts: dict[int, list[int]] = attrs.field(factory=dict)
     _next_request: Callable[[RequestEvent], None] | None = None
     _next_response: Callable[[ResponseEvent], None] | None = None
+    _static: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # per operation
+    _tracing: bool = True  # False for a no-op tracer: no span to make
+
+    def __attrs_post_init__(self) -> None:
+        self._tracing = not isinstance(self.tracer, trace.NoOpTracer)
+
+    def _attributes_of(self, operation: str) -> dict[str, Any]:
+        static = self._static.get(operation)
+        if static is None:
+            url = self.client._base_url
+            static = self._static[operation] = {
+                "http.request.method": "GET" if operation in _GET_OPERATIONS else "POST",
+                "server.address": url.host or "",
+                "server.port": url.port or 443,
+                "url.full": str(url.with_path(BASE_PATH + operation)),
+                "maxa.operation": operation,
+            }
+        return static
 
     def on_request(self, event: RequestEvent) -> None:
-        self._attempts.setdefault(event.call, []).append(time.time_ns())
+        if self._tracing:
+            self._attempts.setdefault(event.call, []).append(time.time_ns())
         if self._next_request is not None:
             self._next_request(event)
 
     def on_response(self, event: ResponseEvent) -> None:
+        self.duration.record(
+            event.elapsed,
+            {"maxa.operation": event.operation, "http.response.status_code": event.status or 0},
+        )
+        if self._tracing:
+            self._span(event)
+        if self._next_response is not None:
+            self._next_response(event)
+
+    def _span(self, event: ResponseEvent) -> None:
         end = time.time_ns()
         attempts = self._attempts.pop(event.call, [])
-        url = self.client._base_url
         attributes: dict[str, Any] = {
-            "http.request.method": "GET" if event.operation in _GET_OPERATIONS else "POST",
-            "server.address": url.host or "",
-            "server.port": url.port or 443,
-            "url.full": str(url.with_path(BASE_PATH + event.operation)),
-            "maxa.operation": event.operation,
+            **self._attributes_of(event.operation),
             "maxa.attempts": event.attempts,
             "maxa.cached": event.cached,
             "maxa.coalesced": event.coalesced,
@@ -96,15 +120,6 @@ class Instrumentation:
         if event.error is not None:
             span.set_status(Status(StatusCode.ERROR, type(event.error).__name__))
         span.end(end_time=end)
-        self.duration.record(
-            event.elapsed,
-            {
-                "maxa.operation": event.operation,
-                "http.response.status_code": event.status or 0,
-            },
-        )
-        if self._next_response is not None:
-            self._next_response(event)
 
 
 def instrument(

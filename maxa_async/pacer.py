@@ -377,8 +377,15 @@ def budget_from_headers(headers: Mapping[str, str]) -> Budget | None:
     when neither family is there (or it is unreadable). ``headers`` is looked up as
     given (aiohttp's are case-insensitive) and then in lower case."""
 
-    def get(name: str) -> str | None:
-        return headers.get(name) or headers.get(name.lower())
+    if hasattr(headers, "getall"):  # a multidict (aiohttp's): already case-insensitive
+
+        def get(name: str) -> str | None:
+            return headers.get(name)
+
+    else:
+
+        def get(name: str) -> str | None:
+            return headers.get(name) or headers.get(name.lower())
 
     rate = _number(get("X-RateLimit-Replenish-Rate"))
     if rate:
