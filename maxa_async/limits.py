@@ -385,11 +385,6 @@ class Limiter:
     def cooldown_remaining(self) -> float:
         return self.cooldown.remaining
 
-    @property
-    def learned_rate(self) -> float | None:
-        """The requests/second sends are paced at now (None: not paced)."""
-        return self.pacer.rate(self._clock())
-
     def state(self) -> dict[str, float | int | None]:
         """What the limiter is doing now, for stats and logs."""
         pace = self.pacer.rate(self._clock())

@@ -51,7 +51,6 @@ _RAMP_EXIT_SHARE: Final = 0.1  # refused share of recent answers that ends the s
 _RECENT: Final = 50  # the last answers at a pace that say whether it is too fast
 _CUT_REFUSALS: Final = 2  # refusals among them that cut it (one is a stray)
 _NOW_SPAN: Final = 0.1  # "right now", for the refused share and the slow start's estimate
-_MIN_SPAN: Final = 0.25  # the shortest span a later estimate is measured over
 _HEADROOM: Final = 0.97  # pace this share of the estimate after a cut
 _BUDGET_HEADROOM: Final = 0.98  # and of an announced rate
 _PLATEAU: Final = 1.5  # seconds to climb back to the estimate (CUBIC's K)

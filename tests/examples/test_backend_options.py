@@ -26,12 +26,8 @@ def _blocks(heading: str) -> list[str]:
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
-def test_the_readme_block_is_the_example_file() -> None:
-    assert _blocks("Per-call options and hooks")[0] == EXAMPLE.read_text(encoding="utf-8")
-
-
-async def test_the_example_runs_and_logs_request_ids(fake_gateway: FakeGateway) -> None:
-    gateway = fake_gateway
+async def _run_example(path: Path, gateway: FakeGateway) -> tuple[str, str]:
+    """Run an example file against ``gateway`` (its MAXA_* settings); stdout, stderr."""
     creds = gateway.credentials
     env = {key: value for key, value in os.environ.items() if not key.startswith("MAXA_")}
     env.update(
@@ -43,17 +39,23 @@ async def test_the_example_runs_and_logs_request_ids(fake_gateway: FakeGateway) 
         MAXA_PID=creds.pid,
     )
     process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        str(EXAMPLE),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        sys.executable, str(path), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     out, err = await asyncio.wait_for(process.communicate(), 60)
     assert process.returncode == 0, err.decode()
-    assert out.decode().split() == ["اسلام", "True", "True"]
-    audit = [line for line in err.decode().splitlines() if line.startswith("audit: ")]
-    assert len(audit) == 3, err.decode()
+    return out.decode(), err.decode()
+
+
+def test_the_readme_block_is_the_example_file() -> None:
+    assert _blocks("Per-call options and hooks")[0] == EXAMPLE.read_text(encoding="utf-8")
+
+
+async def test_the_example_runs_and_logs_request_ids(fake_gateway: FakeGateway) -> None:
+    gateway = fake_gateway
+    out, err = await _run_example(EXAMPLE, gateway)
+    assert out.split() == ["اسلام", "True", "True"]
+    audit = [line for line in err.splitlines() if line.startswith("audit: ")]
+    assert len(audit) == 3, err
     assert re.match(r"audit: Terminology 200 request_id=\S{8,} attempts=1$", audit[0])
     assert "ValidateCts 200" in audit[1] and "attempts=1" in audit[1]
     assert audit[2].endswith("(coalesced)")  # the same line twice in flight: one request
@@ -84,21 +86,7 @@ async def test_the_observability_example_prints_a_span_and_a_scrape(
     fake_gateway: FakeGateway,
 ) -> None:
     creds = fake_gateway.credentials
-    env = {key: value for key, value in os.environ.items() if not key.startswith("MAXA_")}
-    env.update(
-        MAXA_BASE_URL=fake_gateway.base_url,
-        MAXA_CLIENT_ID=creds.client_id,
-        MAXA_CLIENT_SECRET=creds.client_secret,
-        MAXA_USERNAME=creds.username,
-        MAXA_PASSWORD=creds.password,
-        MAXA_PID=creds.pid,
-    )
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, str(OBSERVABILITY), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 60)
-    assert process.returncode == 0, err.decode()
-    text = out.decode()
+    text, _ = await _run_example(OBSERVABILITY, fake_gateway)
     assert "اسلام" in text.splitlines()
     assert text.count('"name": "MAXA Terminology"') == 1
     assert '"maxa.attempts": 1' in text
