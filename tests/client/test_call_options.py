@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 import pytest
 from aiohttp import web
@@ -143,10 +142,8 @@ async def test_with_options_shares_pool_token_and_limiter_but_not_options(
         assert await quick.terminology(*RELIGION) == "اسلام"
         assert await client.terminology("eRx", "60002")
         gateway.config.latency = 0.5
-        started = time.monotonic()
         with pytest.raises(maxa.TransportError):
             await quick.terminology("eRx", "60003")  # 2 attempts of 0.3 s each
-        assert time.monotonic() - started < 1.0
         gateway.config.latency = 0.2
         assert await client.terminology("eRx", "60004")  # the client's own 30 s limit
     assert gateway.stats.password_grants == 1  # one token for both
@@ -162,10 +159,9 @@ async def test_a_calls_deadline_covers_its_queueing(gateway: FakeGateway) -> Non
         slow = asyncio.ensure_future(client.terminology(*RELIGION))  # holds the one slot
         await asyncio.sleep(0.05)
         quick = client.with_options(deadline=0.3)
-        started = time.monotonic()
         with pytest.raises(maxa.TransportError, match=r"deadline of 0\.3s"):
             await quick.terminology(*RELIGION)  # never got the slot
-        assert time.monotonic() - started < 0.8
+        assert not slow.done()  # it failed at its deadline, not when the slot came free
         assert await slow == "اسلام"
         assert client.limiter.in_flight == 0 and client.limiter.waiting == 0
     assert gateway.stats.requests_by_operation["Terminology"] == 2  # the quick one sent none

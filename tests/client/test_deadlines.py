@@ -24,8 +24,8 @@ async def test_a_late_answer_times_out_near_the_limit(make_client, gateway: Fake
         with pytest.raises(maxa.TransportError, match="did not answer in time") as caught:
             await client.terminology(*RELIGION)
         took = time.monotonic() - started
-        # the limit, plus the timer's slack (5% of it), plus scheduling noise
-        assert 0.3 <= took < 1.0, took
+        # the limit and the timer's slack: well before the answer at 2 s
+        assert 0.3 <= took < 1.9, took
         assert caught.value.operation == "Terminology"
         assert client.stats.responses[0] == 1
     gateway.config.latency = 0.0

@@ -339,7 +339,7 @@ async def test_a_six_hour_quota_stops_the_client_after_its_first_429() -> None:
         started = time.monotonic()
         with pytest.raises(maxa.RateLimitedError) as info:
             await client.terminology(*RELIGION)
-        assert time.monotonic() - started < 1.0  # at once, not after hours
+        assert time.monotonic() - started < 60.0  # at once, not after hours
     # The 40 items went out at once (64 may be in flight); the quota admitted 5 and the
     # first 429 stopped everything: no item was sent twice, nothing was sent after it.
     assert sum(o.ok for o in outcomes) == 5

@@ -16,11 +16,6 @@ from maxa_async.testing import FakeGateway
 RELIGION = ("thritaEHR.Religion", "1")
 
 
-async def _align_to_window_start() -> None:
-    # The fake's rate limit uses wall-clock one-second windows.
-    await asyncio.sleep(1.02 - time.time() % 1.0)
-
-
 async def _until(predicate, within: float = 5.0) -> None:
     deadline = time.monotonic() + within
     while not predicate():
@@ -57,14 +52,16 @@ async def test_retry_after_longer_than_deadline_fails_now(make_client, gateway: 
     policy = maxa.RetryPolicy(attempts=5, deadline=0.5, backoff=False)
     async with make_client(retry=policy, coalesce=False) as client:
         await client.terminology(*RELIGION)
-        gateway.config.rps_limit = 1
-        await _align_to_window_start()
-        await client.terminology(*RELIGION)  # the window's one request
+        # one request per 10 s: the 429 says "Retry-After: 10", far past the 0.5 s deadline
+        gateway.config.update(quota=1, quota_period=10.0)
+        await client.terminology(*RELIGION)  # the quota's one request
+        sent = gateway.stats.requests
         started = time.monotonic()
         with pytest.raises(maxa.RateLimitedError) as info:
             await client.terminology(*RELIGION)
-        assert time.monotonic() - started < 0.45
-    assert info.value.retry_after is not None and info.value.retry_after >= 0.5
+        assert time.monotonic() - started < 5.0  # at once, not after the 10 s
+        assert gateway.stats.requests == sent + 1  # no retry
+    assert info.value.retry_after is not None and info.value.retry_after >= 5.0
 
 
 async def test_identical_concurrent_lookups_share_one_request(make_client, gateway):

@@ -59,9 +59,9 @@ async def test_no_redis_at_all_means_per_process_behaviour_and_one_warning(
     started = time.monotonic()
     for _ in range(20):  # no global gate: the 1/s fleet budget does not apply
         await gate.acquire(None)
-    await gate.cool_down(5)
+    await gate.cool_down(60)
     await gate.acquire(time.monotonic() + 0.1)  # no fleet cooldown either
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 15.0  # the fleet's budget would take 19 s
     await store.invalidate("access-one")
     assert await store.load() is None
     stats = fleet.stats()
@@ -104,7 +104,7 @@ async def test_a_hung_redis_times_out_instead_of_hanging_the_client(
     fleet = Fleet(f"redis://127.0.0.1:{silent_server}/0", credentials=CREDS, redis_timeout=0.2)
     started = time.monotonic()
     await fleet.rate_gate.acquire(None)
-    assert time.monotonic() - started < 2.5
+    assert time.monotonic() - started < 15.0  # not hung
     assert fleet.degraded
     assert len(_warnings(caplog)) == 1
     await fleet.aclose()
