@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -19,6 +19,7 @@ __all__ = [
     "TerminologyVersion",
     "Token",
     "ValidationOutcome",
+    "latest_version",
 ]
 
 _REDACTED = "***"
@@ -96,6 +97,17 @@ class TerminologyVersion:
     version: str
     version_id: int
     is_last: bool
+
+
+def latest_version(versions: Iterable[TerminologyVersion]) -> TerminologyVersion | None:
+    """The latest of a terminology's versions: the one marked ``is_last``, the highest
+    ``version_id`` among several so marked (or among all when none is); None if empty.
+
+    The one rule for "latest" in the library: snapshot pulls, ``maxa terms`` and the demo.
+    """
+    listed = list(versions)
+    marked = [v for v in listed if v.is_last] or listed
+    return max(marked, key=lambda v: v.version_id, default=None)
 
 
 @attrs.frozen(repr=False)

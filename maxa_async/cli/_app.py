@@ -20,7 +20,7 @@ from .. import __version__
 from ..client import MaxaClient
 from ..errors import InvalidInputError
 from ..jalali import JalaliDateTime
-from ..models import CodedText
+from ..models import CodedText, latest_version
 from ..snapshot import HybridValidator
 from ._demo import DemoOptions, print_demo, run_demo
 from ._errors import EXIT_CODES_HELP, ExitCode, UsageProblem, describe, exit_code_for
@@ -513,10 +513,10 @@ def terms(terminology: str, version: str | None, out: Path | None, fmt: str | No
         chosen = version
         if chosen is None:
             listed = await client.terminology_versions(terminology)
-            latest = [v for v in listed if v.is_last] or listed[-1:]
-            if not latest:
+            latest = latest_version(listed)
+            if latest is None:
                 raise UsageProblem(f"{terminology} has no versions")
-            chosen = latest[0].version
+            chosen = latest.version
         started = time.monotonic()
         found = await client.terminologies_term_by_version(terminology, version=chosen)
         elapsed = time.monotonic() - started

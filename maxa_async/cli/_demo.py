@@ -18,7 +18,8 @@ from typing import Any
 import attrs
 
 from ..client import MaxaClient
-from ..models import CodedText
+from ..models import CodedText, latest_version
+from ._errors import UsageProblem
 from ._output import Output, ProgressReporter
 
 __all__ = ["DemoOptions", "DemoReport", "generate_batch", "run_demo"]
@@ -131,17 +132,19 @@ async def run_demo(client: MaxaClient, options: DemoOptions, output: Output) -> 
     report = DemoReport()
     started = time.monotonic()
     versions = await client.terminology_versions(_TERMINOLOGY)
-    ordered = sorted(versions, key=lambda v: (v.is_last, v.version_id))
-    latest_version = ordered[-1].version
-    latest = await client.terminologies_term_by_version(_TERMINOLOGY, version=latest_version)
+    newest = latest_version(versions)
+    if newest is None:
+        raise UsageProblem(f"{_TERMINOLOGY} has no versions")
+    latest = await client.terminologies_term_by_version(_TERMINOLOGY, version=newest.version)
     previous: list[CodedText] = []
-    if len(ordered) > 1:
+    older = [v for v in versions if v.version_id < newest.version_id]
+    if older:
         previous = await client.terminologies_term_by_version(
-            _TERMINOLOGY, version=ordered[-2].version
+            _TERMINOLOGY, version=max(older, key=lambda v: v.version_id).version
         )
     report.setup_s = time.monotonic() - started
     output.note(
-        f"fetched {len(latest):,} {_TERMINOLOGY} terms (version {latest_version}) and "
+        f"fetched {len(latest):,} {_TERMINOLOGY} terms (version {newest.version}) and "
         f"{len(previous):,} of the previous version in {report.setup_s:.1f}s; "
         f"validating {options.items:,} prescription lines"
     )

@@ -18,7 +18,7 @@ import attrs
 
 from ..errors import InvalidInputError, NotFoundError
 from ..jalali import JalaliDateTime
-from ..models import CodedText, TerminologyVersion, ValidationOutcome
+from ..models import CodedText, TerminologyVersion, ValidationOutcome, latest_version
 from ..operations import MAX_VALUE_LENGTH, check_coded_text, check_terminology_id, check_text
 from ._db import Database, Diff, translate
 from ._errors import NoSnapshotError, SnapshotError
@@ -88,8 +88,9 @@ def choose_version(
             operation="TerminologyVersions",
         )
     if wanted is None:
-        last = [v for v in versions if v.is_last] or versions
-        return max(last, key=lambda v: v.version_id)
+        latest = latest_version(versions)
+        assert latest is not None  # versions is not empty
+        return latest
     for candidate in versions:
         if candidate.version.strip() == wanted:
             return candidate

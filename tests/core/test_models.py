@@ -7,7 +7,7 @@ import pytest
 
 from maxa_async.errors import InvalidInputError
 from maxa_async.jalali import JalaliDateTime
-from maxa_async.models import CodedText, Credentials, TerminologyVersion, Token
+from maxa_async.models import CodedText, Credentials, TerminologyVersion, Token, latest_version
 
 SECRET = "s3cr3t-CLIENT-value"
 PASSWORD = "p4ssw0rd-USER-value"
@@ -142,3 +142,22 @@ def test_models_are_keyword_friendly_and_snake_case() -> None:
         "is_last",
     ]
     assert version.is_last is True
+
+
+def _version(version_id: int, is_last: bool) -> TerminologyVersion:
+    return TerminologyVersion(
+        id=version_id,
+        terminology_id="eRx",
+        version=f"v{version_id}",
+        version_id=version_id,
+        is_last=is_last,
+    )
+
+
+def test_latest_version_is_the_one_marked_last_else_the_highest_id() -> None:
+    assert latest_version([]) is None
+    marked = [_version(3, False), _version(1, True), _version(2, False)]
+    assert latest_version(marked) == _version(1, True)  # the gateway's mark wins
+    assert latest_version([_version(1, False), _version(3, False)]) == _version(3, False)
+    several = [_version(2, True), _version(5, True), _version(9, False)]
+    assert latest_version(iter(several)) == _version(5, True)
