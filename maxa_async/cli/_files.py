@@ -11,8 +11,9 @@ import re
 import sys
 import tempfile
 import time
+import types
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Literal
 
@@ -47,7 +48,9 @@ Status = Literal["valid", "invalid", "error"]
 TERM_FIELDS = ("terminology", "code", "value")
 RESULT_FIELDS = ("row", "line", "terminology", "code", "value", "status", "message")
 
-_EXTENSIONS: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+_EXTENSIONS: Mapping[str, Format] = types.MappingProxyType(
+    {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+)
 
 
 def file_format(path: str, given: str | None, what: str) -> Format:

@@ -1,4 +1,5 @@
-"""Opening a client for a command: the configured gateway, or an in-process fake one."""
+"""Opening a client for a command: the configured gateway, or an in-process fake one; and
+running a command's coroutine in its own event loop."""
 
 from __future__ import annotations
 
@@ -13,12 +14,19 @@ import attrs
 
 from ..client import MaxaClient
 from ._errors import UsageProblem
+from ._output import Output
 from ._settings import GlobalOptions, resolve_settings
 
 if TYPE_CHECKING:
     from ..testing import FakeGateway, GatewayConfig
 
-__all__ = ["Connection", "connect", "run_async"]
+__all__ = [
+    "Connection",
+    "client_call",
+    "connect",
+    "require_gateway_credentials",
+    "run_async",
+]
 
 T = TypeVar("T")
 
@@ -103,3 +111,30 @@ def run_async(main: Callable[[], Awaitable[T]]) -> T:
                 loop.remove_signal_handler(signal.SIGTERM)
 
     return asyncio.run(runner())
+
+
+def require_gateway_credentials(options: GlobalOptions, *, why: str, hint: str = "") -> None:
+    """Refuse a run that needs the gateway and has no credentials, before anything opens
+    (``--emulator`` brings its own). ``why`` starts the message; ``hint`` ends it."""
+    if options.emulator:
+        return
+    try:
+        resolve_settings(options).require_credentials()
+    except UsageProblem as exc:
+        raise UsageProblem(f"{why}: {exc}{hint}") from None
+
+
+def client_call(
+    options: GlobalOptions,
+    body: Callable[[MaxaClient, Output], Awaitable[int]],
+    *,
+    concurrency: int = 4,
+) -> int:
+    """Connect (configured gateway or --emulator), run ``body``, return its exit code."""
+    output = Output(json_mode=options.json)
+
+    async def main() -> int:
+        async with connect(options, max_concurrency=concurrency) as connection:
+            return await body(connection.client, output)
+
+    return run_async(main)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import types
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
@@ -16,6 +18,7 @@ __all__ = [
     "DEFAULT_SNAPSHOT",
     "ENV_NAMES",
     "GlobalOptions",
+    "Mode",
     "Settings",
     "read_dotenv",
     "resolve_settings",
@@ -24,19 +27,24 @@ __all__ = [
 #: The snapshot file when neither ``--snapshot`` nor ``MAXA_SNAPSHOT`` names one.
 DEFAULT_SNAPSHOT = "maxa-snapshot.db"
 
+#: Where a command's answers come from: the gateway, the snapshot file, or both.
+Mode = Literal["online", "offline", "hybrid"]
+
 #: Setting name -> environment variable.
-ENV_NAMES: Mapping[str, str] = {
-    "client_id": "MAXA_CLIENT_ID",
-    "client_secret": "MAXA_CLIENT_SECRET",
-    "username": "MAXA_USERNAME",
-    "password": "MAXA_PASSWORD",
-    "pid": "MAXA_PID",
-    "base_url": "MAXA_BASE_URL",
-    "redis_url": "MAXA_REDIS_URL",
-    "snapshot": "MAXA_SNAPSHOT",
-    "proxy": "MAXA_PROXY",
-    "ca_bundle": "MAXA_CA_BUNDLE",
-}
+ENV_NAMES: Mapping[str, str] = types.MappingProxyType(
+    {
+        "client_id": "MAXA_CLIENT_ID",
+        "client_secret": "MAXA_CLIENT_SECRET",
+        "username": "MAXA_USERNAME",
+        "password": "MAXA_PASSWORD",
+        "pid": "MAXA_PID",
+        "base_url": "MAXA_BASE_URL",
+        "redis_url": "MAXA_REDIS_URL",
+        "snapshot": "MAXA_SNAPSHOT",
+        "proxy": "MAXA_PROXY",
+        "ca_bundle": "MAXA_CA_BUNDLE",
+    }
+)
 
 _CREDENTIAL_FIELDS = ("client_id", "client_secret", "username", "password", "pid")
 

@@ -10,10 +10,10 @@ import asyncio
 import collections
 import itertools
 import time
+import types
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Literal
 
 import attrs
 
@@ -36,6 +36,7 @@ from ._files import (
     scan_results,
 )
 from ._output import Output, ProgressReporter
+from ._settings import Mode
 
 __all__ = [
     "ValidateJob",
@@ -48,8 +49,6 @@ __all__ = [
     "run_validate",
 ]
 
-Mode = Literal["online", "offline", "hybrid"]
-
 # Stands in for a row that could not be read, so outcomes stay aligned with input rows.
 # The client refuses it before sending anything (blank terminology id).
 _PLACEHOLDER = CodedText(value="", terminology_id="", coded_string="")
@@ -59,11 +58,13 @@ _FATAL = (AuthenticationError, ForbiddenError, HttpsRequiredError)
 
 _INVALID_MESSAGE = "the value is not the one registered for this code (or the code is unknown)"
 
-_ANSWERED_BY: Mapping[Mode, str] = {
-    "online": "the gateway (ValidateCts)",
-    "offline": "the snapshot only (--offline)",
-    "hybrid": "the snapshot, the gateway on a miss (--hybrid)",
-}
+_ANSWERED_BY: Mapping[Mode, str] = types.MappingProxyType(
+    {
+        "online": "the gateway (ValidateCts)",
+        "offline": "the snapshot only (--offline)",
+        "hybrid": "the snapshot, the gateway on a miss (--hybrid)",
+    }
+)
 
 #: Rows listed (by line) in the summary.
 _SHOWN_PROBLEMS = 10
