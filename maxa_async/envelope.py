@@ -7,8 +7,9 @@ Sans-I/O: no aiohttp, no asyncio. The shapes (MAXA_API.md, "The envelope")::
     {"result": {"status": {"statusCode": 404}}, "status": {"statusCode": 200, ...}}  # not found
     {"status": 0, "code": 401, "msg": "", "violations": []}  # the gateway's other error shape
 
-Bodies a proxy wrote (an HTML page) become :class:`ProtocolError` carrying the HTTP status,
-retryable when that status is a 5xx.
+Bodies a proxy wrote (an HTML page) under a status the table marks ``proxy_page`` (500, 502,
+503, 504, 520) become :class:`ProtocolError` carrying the HTTP status, retryable as the
+table says; under any other failing status they keep the status's meaning.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from .errors import MaxaError, ProtocolError, ServiceError, error_for_status
+from .errors import MaxaError, ProtocolError, ServiceError, error_for_status, rule_for_status
 
 __all__ = ["header", "loads", "parse_envelope", "parse_retry_after", "read_envelope"]
 
@@ -161,9 +162,11 @@ def read_envelope(
         try:
             payload = loads(body)
         except ValueError:
-            if status >= 400 and status not in (500, 502, 503, 504, 520):
-                # A typed, non-retryable status (401, 403, 404, 429 ...) keeps its meaning
-                # even when a proxy replaced the body.
+            rule = rule_for_status(status)
+            failed = rule.error is not None
+            if failed and not rule.proxy_page:
+                # A typed status (401, 403, 404, 429 ...) keeps its meaning even when a
+                # proxy replaced the body.
                 raise fail(status) from None
             raise ProtocolError(
                 f"the gateway answered HTTP {status} with a body that is not JSON "
@@ -171,7 +174,7 @@ def read_envelope(
                 status=status,
                 operation=operation,
                 request_id=request_id,
-                retryable=status >= 500,
+                retryable=failed and rule.retryable,
             ) from None
 
     if not isinstance(payload, dict):

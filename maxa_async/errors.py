@@ -4,12 +4,14 @@ The tree::
 
     MaxaError                       every error this library raises on purpose
     ├── InvalidInputError           (also a ValueError) bad argument; nothing was sent
+    │   └── ConfigError             a setting (client option, policy field) is wrong
     ├── AuthenticationError         401, invalid_grant: credentials or token rejected
     ├── ForbiddenError              403: the source IP is not registered with DITAS
     ├── BadRequestError             400: the gateway refused the input
     ├── NotFoundError               404 (often inner 404 inside an outer 200)
     ├── HttpsRequiredError          410: plain http was used
     ├── RateLimitedError            429 that did not clear within the retry budget
+    │   └── ClientLimitError        a limit of the client itself, not the gateway's
     ├── ServiceError                499, 5xx, 520 (and 202 with no data) after retries
     ├── TransportError              connection failures and time-outs after retries
     ├── ProtocolError               a response we cannot read
@@ -19,6 +21,9 @@ Every error carries ``status`` (the gateway's code, or None), ``operation`` (the
 name, e.g. ``"ValidateCts"``), ``request_id`` (the DITAS ``requestId`` header) and
 ``retryable`` (whether replaying the same request may succeed). Messages never carry
 credentials or tokens.
+
+How an answer reads is decided here only: :data:`STATUS_TABLE` for MAXA operations and
+the token endpoint alike (:func:`rule_for_token_answer` adds OAuth's rejected grants).
 """
 
 from __future__ import annotations
@@ -28,10 +33,14 @@ from collections.abc import Mapping
 import attrs
 
 __all__ = [
+    "REJECTED_GRANT_ERRORS",
     "STATUS_TABLE",
+    "TOKEN_STATUS_TABLE",
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "ClientLimitError",
+    "ConfigError",
     "ForbiddenError",
     "HttpsRequiredError",
     "InvalidInputError",
@@ -43,8 +52,10 @@ __all__ = [
     "StatusRule",
     "TransportError",
     "error_for_status",
+    "error_for_token_answer",
     "quote_detail",
     "rule_for_status",
+    "rule_for_token_answer",
 ]
 
 
@@ -94,6 +105,12 @@ class InvalidInputError(MaxaError, ValueError):
         self.field = field
 
 
+class ConfigError(InvalidInputError):
+    """A setting is wrong: an option of the client, a field of a policy (``RetryPolicy``,
+    ``Timeout``, ``GrantPolicy`` ...). Raised where the setting is made, before anything is
+    sent; ``field`` names it (``"RetryPolicy.attempts"``). Also a ValueError."""
+
+
 class AuthenticationError(MaxaError):
     """The gateway rejected the credentials or the token (401, invalid_grant)."""
 
@@ -139,6 +156,31 @@ class RateLimitedError(MaxaError):
         self.retry_after = retry_after
 
 
+class ClientLimitError(RateLimitedError):
+    """A limit this client enforces itself was reached (e.g. the token grants allowed per
+    minute): nothing was sent, the gateway refused nothing. ``status`` is None and it is
+    not retryable (a retry would meet the same limit); ``retry_after`` says when the
+    limit lifts, when known."""
+
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        operation: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(
+            message,
+            retry_after=retry_after,
+            status=None,
+            operation=operation,
+            retryable=retryable,
+        )
+
+
 class ServiceError(MaxaError):
     """The gateway or the service behind it failed (499, 5xx, 520)."""
 
@@ -162,11 +204,18 @@ class ProtocolError(MaxaError):
 
 @attrs.frozen
 class StatusRule:
-    """How the client reads one gateway status code."""
+    """How the client reads one gateway status code.
+
+    ``proxy_page``: a body that is not JSON under this status is most likely the page of
+    a proxy or load balancer in front of the gateway (nginx's 502), not the gateway's own
+    answer; it reads as a ProtocolError carrying the status, retryable as ``retryable``
+    says. Statuses without it keep their meaning whatever the body (a 403 is a 403).
+    """
 
     error: type[MaxaError] | None
     retryable: bool
     message: str
+    proxy_page: bool = False
 
 
 #: The one place where status codes become errors and retry decisions.
@@ -193,11 +242,13 @@ STATUS_TABLE: Mapping[int, StatusRule] = {
         "(if it never clears, ask DITAS to grant this pid access to MAXA)",
     ),
     499: StatusRule(ServiceError, True, "client closed request"),
-    500: StatusRule(ServiceError, True, "gateway internal error"),
-    502: StatusRule(ServiceError, True, "bad gateway"),
-    503: StatusRule(ServiceError, True, "the service behind the gateway failed"),
-    504: StatusRule(ServiceError, True, "the service behind the gateway timed out"),
-    520: StatusRule(ServiceError, True, "unknown gateway error"),
+    500: StatusRule(ServiceError, True, "gateway internal error", proxy_page=True),
+    502: StatusRule(ServiceError, True, "bad gateway", proxy_page=True),
+    503: StatusRule(ServiceError, True, "the service behind the gateway failed", proxy_page=True),
+    504: StatusRule(
+        ServiceError, True, "the service behind the gateway timed out", proxy_page=True
+    ),
+    520: StatusRule(ServiceError, True, "unknown gateway error", proxy_page=True),
 }
 
 
@@ -210,7 +261,39 @@ def rule_for_status(status: int) -> StatusRule:
         return STATUS_TABLE[200]
     if status >= 500:
         return StatusRule(ServiceError, True, f"unexpected gateway status {status}")
-    return StatusRule(ProtocolError, False, f"unexpected gateway status {status}")
+    # An unknown 4xx is still the gateway refusing; anything else (1xx, 3xx) is not an
+    # answer we can read, whoever wrote it.
+    return StatusRule(
+        ProtocolError, False, f"unexpected gateway status {status}", proxy_page=status < 400
+    )
+
+
+#: OAuth error codes (RFC 6749 5.2) by which the token endpoint rejects the grant or the
+#: client: whatever the HTTP status, the credentials are at fault.
+REJECTED_GRANT_ERRORS: frozenset[str] = frozenset(
+    {"invalid_grant", "invalid_token", "unauthorized", "invalid_client", "unauthorized_client"}
+)
+
+_REJECTED_GRANT = StatusRule(AuthenticationError, False, "the token endpoint rejected the grant")
+
+#: The token endpoint's statuses that read otherwise than in STATUS_TABLE when the answer
+#: carries an OAuth ``error`` (RFC 6749 5.2: the endpoint's error answers are 400 or 401):
+#: a rejected grant, not bad input.
+TOKEN_STATUS_TABLE: Mapping[int, StatusRule] = {400: _REJECTED_GRANT, 401: _REJECTED_GRANT}
+
+
+def rule_for_token_answer(status: int, oauth_error: str | None = None) -> StatusRule:
+    """How an answer of the token endpoint reads: an OAuth ``error`` that rejects the grant
+    (:data:`REJECTED_GRANT_ERRORS`, any status) or any OAuth error under a status of
+    :data:`TOKEN_STATUS_TABLE` is an AuthenticationError; the rest reads as STATUS_TABLE
+    says."""
+    if oauth_error is not None:
+        if oauth_error in REJECTED_GRANT_ERRORS:
+            return _REJECTED_GRANT
+        rule = TOKEN_STATUS_TABLE.get(status)
+        if rule is not None:
+            return rule
+    return rule_for_status(status)
 
 
 _MAX_DETAIL = 200
@@ -235,7 +318,40 @@ def error_for_status(
     retry_after: float | None = None,
 ) -> MaxaError:
     """Build the typed error for a non-success ``status``."""
-    rule = rule_for_status(status)
+    return _error(rule_for_status(status), status, operation, request_id, detail, retry_after)
+
+
+def error_for_token_answer(
+    status: int,
+    *,
+    oauth_error: str | None,
+    description: str | None = None,
+    request_id: str | None = None,
+    retry_after: float | None = None,
+) -> MaxaError:
+    """Build the typed error for a failed answer of the token endpoint (operation
+    ``"token"``); a rejected grant quotes the OAuth error and its description."""
+    rule = rule_for_token_answer(status, oauth_error)
+    if rule is _REJECTED_GRANT and oauth_error is not None:
+        said = oauth_error + (f": {description}" if description else "")
+        return AuthenticationError(
+            f"{rule.message} ({quote_detail(said)})",
+            status=status,
+            operation="token",
+            request_id=request_id,
+            retryable=rule.retryable,
+        )
+    return _error(rule, status, "token", request_id, None, retry_after)
+
+
+def _error(
+    rule: StatusRule,
+    status: int,
+    operation: str | None,
+    request_id: str | None,
+    detail: str | None,
+    retry_after: float | None,
+) -> MaxaError:
     cls = rule.error or ProtocolError
     message = rule.message
     detail = quote_detail(detail) if detail else None

@@ -18,12 +18,11 @@ import attrs
 
 from .envelope import header, loads, parse_retry_after
 from .errors import (
-    AuthenticationError,
     InvalidInputError,
-    MaxaError,
     ProtocolError,
-    error_for_status,
+    error_for_token_answer,
     quote_detail,
+    rule_for_token_answer,
 )
 from .models import Credentials, Token
 
@@ -37,10 +36,6 @@ __all__ = [
 
 TOKEN_PATH: Final = "/oauth/token"
 OPERATION: Final = "token"
-
-_REJECTED_GRANT_ERRORS: Final = frozenset(
-    {"invalid_grant", "invalid_token", "unauthorized", "invalid_client", "unauthorized_client"}
-)
 
 
 @attrs.frozen(repr=False)
@@ -129,42 +124,34 @@ def _expires_in(raw: object) -> float:
 def parse_token_response(
     status: int, headers: Mapping[str, str], body: bytes, *, now: float
 ) -> Token:
-    """A Token, or: AuthenticationError (rejected grant), the table's error for 403/429/5xx,
-    ProtocolError for an unreadable answer. ``now`` is the wall-clock time of the request."""
+    """A Token, or the error :func:`~maxa_async.errors.rule_for_token_answer` reads from the
+    answer (AuthenticationError for a rejected grant, the status table's error for
+    403/429/5xx ...), or ProtocolError for an unreadable answer. ``now`` is the wall-clock
+    time of the request."""
     request_id = header(headers, "requestId")
     try:
         payload = loads(body)
     except ValueError:
         payload = None
 
-    if isinstance(payload, Mapping) and isinstance(payload.get("error"), str):
-        error = payload["error"]
-        if error in _REJECTED_GRANT_ERRORS or status in (400, 401):
-            described = payload.get("error_description")
-            detail = f": {described}" if isinstance(described, str) and described else ""
-            raise AuthenticationError(
-                f"the token endpoint rejected the grant ({quote_detail(error + detail)})",
-                status=status,
-                operation=OPERATION,
-                request_id=request_id,
-            )
-
+    oauth_error = payload.get("error") if isinstance(payload, Mapping) else None
     gateway_code = payload.get("code") if isinstance(payload, Mapping) else None
-    if isinstance(gateway_code, int) and not isinstance(gateway_code, bool) and status < 400:
-        # the gateway's other error shape, {"status": 0, "code": 401, ...}, under an HTTP 200
-        status = gateway_code if gateway_code >= 400 else status
-
-    if status >= 400 or not isinstance(payload, Mapping):
-        if status >= 400:
-            error_shape = isinstance(payload, Mapping) and isinstance(payload.get("code"), int)
-            code = payload["code"] if error_shape and isinstance(payload, Mapping) else status
-            exc: MaxaError = error_for_status(
-                code if isinstance(code, int) and code >= 400 else status,
-                operation=OPERATION,
-                request_id=request_id,
-                retry_after=parse_retry_after(headers),
-            )
-            raise exc
+    if isinstance(gateway_code, int) and not isinstance(gateway_code, bool) and gateway_code >= 400:
+        # the gateway's other error shape, {"status": 0, "code": 401, ...}: its code wins
+        # over the HTTP status (often a 200)
+        status = gateway_code
+    if not isinstance(oauth_error, str):
+        oauth_error = None
+    if rule_for_token_answer(status, oauth_error).error is not None:
+        described = payload.get("error_description") if isinstance(payload, Mapping) else None
+        raise error_for_token_answer(
+            status,
+            oauth_error=oauth_error,
+            description=described if isinstance(described, str) and described else None,
+            request_id=request_id,
+            retry_after=parse_retry_after(headers),
+        )
+    if not isinstance(payload, Mapping):
         raise ProtocolError(
             "the token endpoint's answer is not a JSON object",
             status=status,
