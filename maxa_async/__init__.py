@@ -9,6 +9,8 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     ClientClosedError,
+    ClientLimitError,
+    ConfigError,
     ForbiddenError,
     HttpsRequiredError,
     InvalidInputError,
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from .auth import MemoryTokenStore, TokenStore
     from .cache import ResponseCache
     from .client import DEFAULT_BASE_URL, MaxaClient, ValidationOutcome
-    from .limits import RetryBudget, RetryPolicy, Timeout
+    from .retry import RetryBudget, RetryPolicy, Timeout
     from .stats import ClientStats
 
 # The I/O layers (aiohttp, asyncio) load on first use, so that importing the sans-I/O
@@ -38,9 +40,9 @@ _LAZY = {
     "DEFAULT_BASE_URL": "client",
     "MaxaClient": "client",
     "ValidationOutcome": "client",
-    "RetryBudget": "limits",
-    "RetryPolicy": "limits",
-    "Timeout": "limits",
+    "RetryBudget": "retry",
+    "RetryPolicy": "retry",
+    "Timeout": "retry",
     "ClientStats": "stats",
 }
 
@@ -66,8 +68,10 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "ClientLimitError",
     "ClientStats",
     "CodedText",
+    "ConfigError",
     "Credentials",
     "ForbiddenError",
     "HttpsRequiredError",

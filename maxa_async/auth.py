@@ -8,7 +8,8 @@
   too, every waiter gets AuthenticationError and the next call starts afresh.
 * Compare-and-invalidate: a 401 invalidates the token *it was sent with*, so a thousand
   in-flight 401s cause one refresh, not a thousand.
-* Grants never queue behind the MAXA request limiter; they have their own small retry.
+* Grants never queue behind the MAXA request limiter; they retry by their own
+  :class:`~maxa_async.retry.RetryPolicy` (``GrantPolicy.retry``: few, quick attempts).
 * Grant storms are refused (:class:`GrantPolicy`): a failed grant round (rejected
   credentials, an unreadable answer, a token that dies at once, or a fresh token the
   gateway answers 401 to before it accepts any request) pauses grants. While paused,
@@ -41,10 +42,11 @@ import attrs
 from multidict import CIMultiDict, CIMultiDictProxy
 
 from .envelope import header
-from .errors import AuthenticationError, MaxaError, ProtocolError, RateLimitedError
+from .errors import AuthenticationError, ClientLimitError, ConfigError, MaxaError, ProtocolError
 from .models import Credentials, Token
 from .oauth import TokenRequest, parse_token_response, password_grant, refresh_grant
 from .operations import request_headers
+from .retry import RetryPolicy
 from .stats import ClientStats
 
 __all__ = ["GrantPolicy", "MemoryTokenStore", "TokenManager", "TokenStore", "token_problem"]
@@ -63,6 +65,12 @@ def _finite(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+#: A grant round's own retries: every caller that needs a token waits on the round, so they
+#: are few and quick (0.2 s, then 0.4 s); a Retry-After over a second ends the round, and
+#: the pause after a failed round (GrantPolicy.delay) does the longer waiting.
+GRANT_RETRY: Final = RetryPolicy(attempts=3, base_delay=0.2, jitter=False, max_retry_after=1.0)
+
+
 @attrs.frozen(kw_only=True)
 class GrantPolicy:
     """How hard a client may press the token endpoint when grants fail.
@@ -73,7 +81,9 @@ class GrantPolicy:
     once with the error the round produced. At most ``max_grants_per_minute`` grant
     requests, failed or not, leave over any 60 seconds. A token that lives less than
     ``min_lifetime`` seconds counts as a failed grant. ``base_delay=0`` turns pauses off
-    (the per-minute cap still holds).
+    (the per-minute cap still holds). ``retry`` retries the requests of one round (5xx,
+    429, transport errors; a rejected grant never) by :meth:`RetryPolicy.decide`, its
+    ``elapsed`` counted from the round's first request.
     """
 
     base_delay: float = 1.0
@@ -81,15 +91,20 @@ class GrantPolicy:
     jitter: bool = True
     max_grants_per_minute: int = 30
     min_lifetime: float = 1.0
+    retry: RetryPolicy = GRANT_RETRY
 
     def __attrs_post_init__(self) -> None:
         for name in ("base_delay", "max_delay", "min_lifetime"):
             value = getattr(self, name)
             if not _finite(value) or value < 0:
-                raise ValueError(f"GrantPolicy.{name} must be a number >= 0, got {value!r}")
+                raise ConfigError(f"GrantPolicy.{name}", f"must be a number >= 0, got {value!r}")
         cap = self.max_grants_per_minute
         if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
-            raise ValueError(f"GrantPolicy.max_grants_per_minute must be an int >= 1, got {cap!r}")
+            raise ConfigError(
+                "GrantPolicy.max_grants_per_minute", f"must be an int >= 1, got {cap!r}"
+            )
+        if not isinstance(self.retry, RetryPolicy):
+            raise ConfigError("GrantPolicy.retry", "must be a maxa.RetryPolicy")
 
     def delay(self, failures: int, rng: random.Random | None = None) -> float:
         """The pause after ``failures`` failed rounds in a row (0 for none)."""
@@ -185,6 +200,8 @@ class TokenManager:
     expiry, pauses and the per-minute count all read it) may be replaced at any time.
     ``stats``: the client's :class:`ClientStats`, where grant pauses show; when not given
     and ``on_grant`` is a ClientStats method (as MaxaClient passes it), that ClientStats.
+    ``grant_attempts`` and ``grant_backoff``, when given, replace the attempts and the
+    first back-off of ``grant_policy.retry`` (the back-off doubles from there).
     """
 
     def __init__(
@@ -194,27 +211,36 @@ class TokenManager:
         *,
         store: TokenStore | None = None,
         refresh_fraction: float = 0.75,
-        grant_attempts: int = 3,
-        grant_backoff: float = 0.2,
+        grant_attempts: int | None = None,
+        grant_backoff: float | None = None,
         clock: Callable[[], float] = time.time,
         on_grant: Callable[[str, bool], None] | None = None,
         grant_policy: GrantPolicy | None = None,
         stats: ClientStats | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        if not 0.0 < refresh_fraction < 1.0:
-            raise ValueError(f"refresh_fraction must be between 0 and 1, got {refresh_fraction}")
+        if not _finite(refresh_fraction) or not 0.0 < refresh_fraction < 1.0:
+            raise ConfigError(
+                "refresh_fraction", f"must be between 0 and 1, got {refresh_fraction!r}"
+            )
         if grant_policy is not None and not isinstance(grant_policy, GrantPolicy):
-            raise ValueError("grant_policy must be a GrantPolicy")
+            raise ConfigError("grant_policy", "must be a GrantPolicy")
+        grant_policy = grant_policy or GrantPolicy()
+        if grant_attempts is not None or grant_backoff is not None:
+            retry = grant_policy.retry
+            retry = attrs.evolve(
+                retry,
+                attempts=retry.attempts if grant_attempts is None else grant_attempts,
+                base_delay=retry.base_delay if grant_backoff is None else grant_backoff,
+            )
+            grant_policy = attrs.evolve(grant_policy, retry=retry)
         self._credentials = credentials
         self._send = send
         self._store: TokenStore = store or MemoryTokenStore()
         self._refresh_fraction = refresh_fraction
-        self._grant_attempts = grant_attempts
-        self._grant_backoff = grant_backoff
         self.clock = clock
         self._on_grant = on_grant
-        self.grant_policy = grant_policy or GrantPolicy()
+        self.grant_policy = grant_policy
         self._rng = rng or random.Random()
         if stats is None:
             owner = getattr(on_grant, "__self__", None)
@@ -421,6 +447,8 @@ class TokenManager:
         return await self._send_grant(password_grant(self._credentials))
 
     async def _send_grant(self, request: TokenRequest) -> Token:
+        retry = self.grant_policy.retry
+        started = time.monotonic()
         attempt = 0
         while True:
             attempt += 1
@@ -440,12 +468,11 @@ class TokenManager:
             except MaxaError as exc:
                 if self._on_grant is not None:
                     self._on_grant(request.grant_type, False)
-                if isinstance(exc, AuthenticationError) or not exc.retryable:
+                delay = retry.decide(exc, attempt, time.monotonic() - started, rng=self._rng)
+                if delay is None:
                     raise
-                if attempt >= self._grant_attempts:
-                    raise
-                log.debug("token grant failed (%s); retry %d", exc, attempt)
-                await asyncio.sleep(self._grant_backoff * attempt)
+                log.debug("token grant failed (%s); retry %d in %.2fs", exc, attempt, delay)
+                await asyncio.sleep(delay)
                 continue
             if self._on_grant is not None:
                 self._on_grant(request.grant_type, True)
@@ -474,13 +501,11 @@ class TokenManager:
         if self._failure is not None:
             error = _again(self._failure)
         else:
-            error = RateLimitedError(
+            error = ClientLimitError(
                 f"{cap} token grants in the last minute, the most allowed; no grant "
                 f"for {until - now:.1f}s",
                 retry_after=until - now,
-                status=None,
                 operation="token",
-                retryable=False,
             )
         self._throttle = error
         self._pause(now, until, error, f"{cap} token grants in the last minute")

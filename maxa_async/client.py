@@ -63,7 +63,7 @@ log = logging.getLogger("maxa_async.client")
 
 #: Replays after a 401, each with a token fetched after the one that was refused.
 _MAX_401_REPLAYS: Final = 3
-#: A Retry-After up to this says "too fast" (see MaxaClient._after_429); a longer one
+#: A Retry-After up to this says "too fast" (see MaxaClient._attempts); a longer one
 #: pauses every caller.
 _SHORT_RETRY_AFTER: Final = 1.0
 #: How long aclose() waits for the calls it ended to leave.
@@ -676,7 +676,6 @@ class MaxaClient:
                 )
 
             # Failures only from here: the hot path above has left the loop.
-            deadline = first_sent + waited + policy.deadline
             if (
                 isinstance(error, AuthenticationError)
                 and error.status == 401
@@ -691,48 +690,40 @@ class MaxaClient:
                 stats.replays_after_401 += 1
                 await tokens.invalidate(token)
                 continue
-            delay: float | None = None
+            # A Retry-After of a second or less (whole seconds round a token bucket's "a
+            # few milliseconds" up to one) says "too fast": the pacer has slowed down and
+            # nobody else stops, but this call waits what it was told. A longer one says
+            # nothing passes until then (a spent window, a quota).
+            pause = (
+                retry_after
+                if rate_limited and retry_after is not None and retry_after > _SHORT_RETRY_AFTER
+                else None
+            )
             if rate_limited:
                 stats.rate_limited += 1
-                delay = self._after_429(retry_after, attempt)
-                if retry_after is not None and retry_after > _SHORT_RETRY_AFTER:
-                    # Nothing passes until then, for anyone: every caller of this client,
-                    # and every process of its fleet, waits. (A short one only slowed this
-                    # process's pace: each process's pacer finds its share.)
-                    if limiter.cool_down(retry_after):
-                        stats.cooldowns += 1
-                    if self._gate is not None:
-                        await self._gate.cool_down(retry_after)
-                    if clock() + retry_after > deadline:
-                        raise error  # a quota, or a window longer than this call has
-            if attempt >= policy.attempts or not policy.retry_on(error):
+            if pause is not None:
+                # Nothing passes until then, for anyone: every caller of this client, and
+                # every process of its fleet, waits. (A short one only slowed this
+                # process's pace: each process's pacer finds its share.)
+                if limiter.cool_down(pause):
+                    stats.cooldowns += 1
+                if self._gate is not None:
+                    await self._gate.cool_down(pause)
+            # The policy decides: not retryable, attempts spent, or a wait (the back-off or
+            # the Retry-After: a quota, a window) longer than this call has left: give up.
+            delay = policy.decide(error, attempt, clock() - first_sent - waited, rng=self._rng)
+            if delay is None:
                 raise error
             if self._budget is not None and not self._budget.try_spend(error):
                 stats.retry_budget_exhausted += 1
                 raise error
-            if delay is None:
-                delay = policy.delay(attempt, self._rng)
-            if clock() + delay > deadline:
-                raise error
+            if pause is not None:
+                delay = 0.0  # the client-wide cooldown does the waiting, in acquire()
             stats.retries[_cause(error)] += 1
             log.debug("retrying %s after %s (attempt %d)", operation, error, attempt)
             if delay:
                 await asyncio.sleep(delay)
         return result
-
-    def _after_429(self, retry_after: float | None, attempt: int) -> float:
-        """How long a refused call waits before its retry.
-
-        A Retry-After of a second or less (whole seconds round a token bucket's "a few
-        milliseconds" up to one) says "too fast": the pacer has slowed down and nobody
-        else stops, but this call waits what it was told. A longer one says nothing
-        passes until then (a spent window, a quota): the client-wide cooldown does the
-        waiting. Without a Retry-After, the policy's back-off."""
-        if retry_after is None:
-            return self._retry.delay(attempt, self._rng)
-        if retry_after > _SHORT_RETRY_AFTER:
-            return 0.0
-        return retry_after
 
     async def _send_grant(self, request: TokenRequest) -> tuple[int, Any, bytes]:
         # Token calls bypass the MAXA limiter: they must never queue behind it.

@@ -2,7 +2,9 @@
 
 * :class:`Timeout` bounds each attempt.
 * :class:`RetryPolicy` says which errors are retried, how long to back off (exponential,
-  jittered between half and all of the ceiling) and bounds attempts and total time.
+  jittered between half and all of the ceiling) and bounds attempts and total time. Its
+  :meth:`~RetryPolicy.decide` is the one place a retry is decided: for MAXA calls and
+  token grants alike.
 * :class:`RetryBudget` is a token bucket shared by all calls of one client, so a sick
   gateway is not hammered by the retries of thousands of callers (botocore's quota idea).
 
@@ -17,7 +19,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .errors import MaxaError, TransportError
+from .errors import ConfigError, MaxaError, RateLimitedError, TransportError
 
 __all__ = ["RetryBudget", "RetryPolicy", "Timeout"]
 
@@ -42,7 +44,7 @@ class Timeout:
         for name in ("connect", "request"):
             value = getattr(self, name)
             if not _finite(value) or value <= 0:
-                raise ValueError(f"Timeout.{name} must be a positive number, got {value!r}")
+                raise ConfigError(f"Timeout.{name}", f"must be a positive number, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -50,9 +52,13 @@ class RetryPolicy:
     """Retries of one call. All MAXA operations are read-only, so replay is always safe.
 
     ``attempts`` counts sends (1 = no retry); ``deadline`` bounds a call's total time from
-    its first send (seconds spent waiting for a free slot are not counted); ``backoff=False``
-    turns all sleeping off, for tests. ``retry_on`` decides which errors are retried; by
-    default those the status table marks retryable (429, 499, 5xx, 520, transport errors).
+    its first send (seconds spent waiting for a free slot are not counted): no retry starts
+    whose wait would end past it. ``max_retry_after`` is the longest Retry-After a call
+    waits for; a longer one ends the call at once with the RateLimitedError, whose
+    ``retry_after`` says when to come back. ``backoff=False`` turns the back-off off, for
+    tests (a Retry-After is still waited). ``retry_on`` decides which errors are retried;
+    by default those the status table marks retryable (429, 499, 5xx, 520, transport
+    errors).
     A 401 is not a retry: it refreshes the token and replays the call (up to three times,
     for tokens revoked again meanwhile), whatever this says.
     """
@@ -67,18 +73,19 @@ class RetryPolicy:
     retry_on: Callable[[MaxaError], bool] = _retryable
 
     def __attrs_post_init__(self) -> None:
-        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
-            raise ValueError(f"RetryPolicy.attempts must be an int >= 1, got {self.attempts!r}")
-        if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts must be >= 1, got {self.attempts!r}")
+        attempts = self.attempts
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ConfigError("RetryPolicy.attempts", f"must be an int >= 1, got {attempts!r}")
         if not _finite(self.deadline) or self.deadline <= 0:
-            raise ValueError(f"RetryPolicy.deadline must be positive, got {self.deadline!r}")
+            raise ConfigError(
+                "RetryPolicy.deadline", f"must be positive seconds, got {self.deadline!r}"
+            )
         for name in ("base_delay", "max_delay", "max_retry_after"):
             value = getattr(self, name)
             if not _finite(value) or value < 0:
-                raise ValueError(f"RetryPolicy.{name} must be a number >= 0, got {value!r}")
+                raise ConfigError(f"RetryPolicy.{name}", f"must be a number >= 0, got {value!r}")
         if not callable(self.retry_on):
-            raise ValueError("RetryPolicy.retry_on must be callable")
+            raise ConfigError("RetryPolicy.retry_on", "must be callable")
 
     @classmethod
     def for_tests(cls, attempts: int = 5) -> RetryPolicy:
@@ -95,6 +102,37 @@ class RetryPolicy:
             return ceiling
         return float((rng or random).uniform(ceiling / 2, ceiling))
 
+    def decide(
+        self,
+        error: MaxaError,
+        attempt: int,
+        elapsed: float,
+        *,
+        rng: random.Random | None = None,
+    ) -> float | None:
+        """Whether to try again after attempt number ``attempt`` (1-based) failed with
+        ``error``, ``elapsed`` seconds into the call (from its first send): the seconds to
+        wait before the next attempt, or None to give up.
+
+        It gives up when ``retry_on`` says no, when ``attempts`` are spent, when the
+        gateway's Retry-After is longer than ``max_retry_after``, or when the wait would
+        end past ``deadline``. The wait is the Retry-After when the error carries one,
+        else the back-off of :meth:`delay`. Pure: no clock, no sleep, no state; ``rng``
+        draws the jitter.
+        """
+        if attempt >= self.attempts or not self.retry_on(error):
+            return None
+        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+        if retry_after is None:
+            wait = self.delay(attempt, rng)
+        elif retry_after > self.max_retry_after:
+            return None
+        else:
+            wait = retry_after
+        if elapsed + wait > self.deadline:
+            return None
+        return wait
+
 
 @attrs.define(kw_only=True)
 class RetryBudget:
@@ -109,8 +147,14 @@ class RetryBudget:
     tokens: float = attrs.field(default=None)
 
     def __attrs_post_init__(self) -> None:
+        for name in ("capacity", "retry_cost", "timeout_cost", "success_refund"):
+            value = getattr(self, name)
+            if not _finite(value) or value < 0:
+                raise ConfigError(f"RetryBudget.{name}", f"must be a number >= 0, got {value!r}")
         if self.tokens is None:
             self.tokens = self.capacity
+        elif not _finite(self.tokens) or self.tokens < 0:
+            raise ConfigError("RetryBudget.tokens", f"must be a number >= 0, got {self.tokens!r}")
 
     def try_spend(self, error: MaxaError) -> bool:
         cost = self.timeout_cost if isinstance(error, TransportError) else self.retry_cost
