@@ -482,6 +482,7 @@ class MaxaClient:
                 call=record.number,
                 terminology_id=call.terminology_id,
                 queued=record.queued,
+                retried=record.retried,
             )
         )
 
@@ -687,6 +688,7 @@ class MaxaClient:
                 # fails after a few requests, and the grants are shared by all callers.
                 replays_401 += 1
                 attempt -= 1
+                record.retried += (error,)
                 stats.replays_after_401 += 1
                 await tokens.invalidate(token)
                 continue
@@ -720,6 +722,7 @@ class MaxaClient:
             if pause is not None:
                 delay = 0.0  # the client-wide cooldown does the waiting, in acquire()
             stats.retries[_cause(error)] += 1
+            record.retried += (error,)
             log.debug("retrying %s after %s (attempt %d)", operation, error, attempt)
             if delay:
                 await asyncio.sleep(delay)
@@ -883,6 +886,7 @@ class _CallRecord:
     cached: bool = False
     coalesced: bool = False
     queued: float = 0.0
+    retried: tuple[MaxaError, ...] = ()  # what made it send again, in order
 
 
 def _check_timeout(timeout: object) -> Timeout:

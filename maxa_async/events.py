@@ -7,8 +7,8 @@ correlation header, the gateway's request id on success).
   headers to send with it; the hook may add to it. The headers the protocol needs
   (``Authorization``, ``pid``, ``Content-Type``) cannot be replaced.
 * ``on_response(event)`` runs once per call, when it ends, answered or failed: the
-  gateway's ``requestId``, the HTTP status, the attempts, the time, whether the answer
-  came from the cache or from an identical call in flight.
+  gateway's ``requestId``, the HTTP status, the attempts and what made it retry, the
+  time, whether the answer came from the cache or from an identical call in flight.
 
 Hooks are plain functions, run on the event loop: keep them quick. One that raises is
 logged and ignored: a hook never breaks a call.
@@ -58,6 +58,9 @@ class ResponseEvent:
     call: int = 0  # the call's number in this client (as in its RequestEvents)
     terminology_id: str | None = None  # the terminology asked about
     queued: float = 0.0  # seconds it waited for a slot, its turn in the pace, a cooldown
+    #: The errors that made the call send again, in order: one per retry, and a 401
+    #: replayed with a fresh token (empty when the first send was answered).
+    retried: tuple[MaxaError, ...] = ()
 
     @property
     def ok(self) -> bool:
