@@ -9,6 +9,7 @@ import attrs
 import pytest
 
 import maxa_async as maxa
+from maxa_async.auth import GRANT_RETRY, GrantPolicy, TokenManager
 from maxa_async.testing import FakeGateway
 
 RELIGION = ("thritaEHR.Religion", "1")
@@ -143,3 +144,129 @@ async def test_cancelled_caller_does_not_abort_shared_grant(make_client, gateway
         with pytest.raises(asyncio.CancelledError):
             await first
     assert gateway.stats.password_grants == 1
+
+
+# --------------------------------------------------------------------------- grant retries
+# A grant round's requests retry by GrantPolicy.retry, through RetryPolicy.decide.
+
+GRANT_OK = (
+    200,
+    {},
+    b'{"access_token": "at-1", "token_type": "bearer", "refresh_token": "rt-1", "expires_in": 600}',
+)
+UNAVAILABLE = (503, {}, b'{"status": {"statusCode": 503, "message": "down"}}')
+CREDS = maxa.Credentials("cid", "secret", "user", "password", "pid")
+
+
+class GrantScript:
+    """Token endpoint answers in order (the last one repeats); counts the requests."""
+
+    def __init__(self, *answers: tuple[int, dict[str, str], bytes]) -> None:
+        self.answers = list(answers)
+        self.sent = 0
+
+    async def __call__(self, request: object) -> tuple[int, dict[str, str], bytes]:
+        self.sent += 1
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def _manager(send: GrantScript, **options: object) -> TokenManager:
+    return TokenManager(CREDS, send, **options)  # type: ignore[arg-type]
+
+
+def test_the_default_grant_retry_is_three_quick_attempts() -> None:
+    retry = GrantPolicy().retry
+    assert retry is GRANT_RETRY
+    error = maxa.ServiceError("down", status=503)
+    assert [retry.decide(error, n, 0.0) for n in (1, 2, 3)] == [0.2, 0.4, None]
+
+
+async def test_a_grant_round_retries_a_5xx_as_its_policy_says() -> None:
+    send = GrantScript(UNAVAILABLE)
+    manager = _manager(send)
+    with pytest.raises(maxa.ServiceError):
+        await manager.get()
+    assert send.sent == 3
+
+    send = GrantScript(UNAVAILABLE)
+    policy = GrantPolicy(retry=maxa.RetryPolicy(attempts=5, backoff=False))
+    manager = _manager(send, grant_policy=policy)
+    with pytest.raises(maxa.ServiceError):
+        await manager.get()
+    assert send.sent == 5
+
+    send = GrantScript(UNAVAILABLE, UNAVAILABLE, GRANT_OK)
+    manager = _manager(send, grant_policy=policy)
+    assert (await manager.get()).access_token == "at-1"
+    assert send.sent == 3
+
+
+async def test_a_rejected_grant_is_never_retried() -> None:
+    send = GrantScript((400, {}, b'{"error": "invalid_grant"}'))
+    manager = _manager(send)
+    with pytest.raises(maxa.AuthenticationError):
+        await manager.get()
+    assert send.sent == 1
+
+
+async def test_a_token_endpoint_retry_after_is_waited_when_short_and_ends_the_round_when_long() -> (
+    None
+):
+    short = GrantScript((429, {"Retry-After": "0"}, b""), GRANT_OK)
+    manager = _manager(short)
+    assert (await manager.get()).access_token == "at-1"
+    assert short.sent == 2
+
+    long = GrantScript((429, {"Retry-After": "30"}, b""))
+    manager = _manager(long)
+    with pytest.raises(maxa.RateLimitedError) as caught:
+        await manager.get()
+    assert long.sent == 1  # a Retry-After over GRANT_RETRY.max_retry_after: no retry
+    assert caught.value.status == 429 and caught.value.retry_after == 30.0
+
+
+async def test_the_grant_cap_is_a_client_limit_error() -> None:
+    send = GrantScript(GRANT_OK)
+    manager = _manager(send, grant_policy=GrantPolicy(max_grants_per_minute=2))
+    for _ in range(2):
+        await manager.invalidate(await manager.get())
+    with pytest.raises(maxa.ClientLimitError) as caught:
+        await manager.get()
+    assert send.sent == 2
+    error = caught.value
+    assert isinstance(error, maxa.RateLimitedError)
+    assert (error.status, error.retryable, error.operation) == (None, False, "token")
+    assert error.retry_after is not None and 0 < error.retry_after <= 60
+
+
+def test_grant_attempts_and_backoff_shorthands_set_the_grant_retry() -> None:
+    manager = _manager(GrantScript(GRANT_OK), grant_attempts=2, grant_backoff=0.5)
+    retry = manager.grant_policy.retry
+    assert (retry.attempts, retry.base_delay) == (2, 0.5)
+    assert retry.delay(1) == 0.5 and retry.delay(2) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"refresh_fraction": 1.0}, "refresh_fraction"),
+        ({"refresh_fraction": float("nan")}, "refresh_fraction"),
+        ({"grant_policy": "often"}, "grant_policy"),
+        ({"grant_attempts": 0}, "RetryPolicy.attempts"),
+    ],
+)
+def test_bad_token_settings_are_config_errors(options: dict[str, object], field: str) -> None:
+    with pytest.raises(maxa.ConfigError) as caught:
+        _manager(GrantScript(GRANT_OK), **options)
+    assert caught.value.field == field
+
+
+def test_bad_grant_policies_are_config_errors() -> None:
+    for options, field in (
+        ({"retry": 3}, "GrantPolicy.retry"),
+        ({"base_delay": -1}, "GrantPolicy.base_delay"),
+        ({"max_grants_per_minute": 0}, "GrantPolicy.max_grants_per_minute"),
+    ):
+        with pytest.raises(maxa.ConfigError) as caught:
+            GrantPolicy(**options)  # type: ignore[arg-type]
+        assert caught.value.field == field

@@ -9,9 +9,13 @@ import pytest
 
 from maxa_async.envelope import header, parse_envelope, parse_retry_after
 from maxa_async.errors import (
+    REJECTED_GRANT_ERRORS,
     STATUS_TABLE,
+    TOKEN_STATUS_TABLE,
     AuthenticationError,
     BadRequestError,
+    ClientLimitError,
+    ConfigError,
     ForbiddenError,
     HttpsRequiredError,
     InvalidInputError,
@@ -22,7 +26,9 @@ from maxa_async.errors import (
     ServiceError,
     TransportError,
     error_for_status,
+    error_for_token_answer,
     rule_for_status,
+    rule_for_token_answer,
 )
 
 from ._samples import envelope
@@ -338,3 +344,72 @@ def test_request_id_header_is_case_insensitive() -> None:
             parse_envelope(200, {name: "abc"}, envelope(None, inner=404))
         assert caught.value.request_id == "abc"
     assert header({}, "requestId") is None
+
+
+# --------------------------------------------------------------------------- one classifier
+
+
+def test_the_tree_has_a_config_error_and_a_client_limit_error() -> None:
+    assert issubclass(ConfigError, InvalidInputError) and issubclass(ConfigError, ValueError)
+    assert issubclass(ClientLimitError, RateLimitedError)
+    error = ClientLimitError("cap")
+    assert error.status is None and error.retryable is False
+
+
+@pytest.mark.parametrize("code", [500, 502, 503, 504, 520])
+def test_the_statuses_a_proxy_writes_pages_for_are_marked_in_the_table(code: int) -> None:
+    assert STATUS_TABLE[code].proxy_page is True
+    assert STATUS_TABLE[code].retryable is True
+
+
+def test_other_statuses_keep_their_meaning_behind_a_page() -> None:
+    for code, rule in STATUS_TABLE.items():
+        if code not in (500, 502, 503, 504, 520):
+            assert rule.proxy_page is False, code
+    assert rule_for_status(501).proxy_page is False  # an unknown 5xx is still the gateway
+    assert rule_for_status(418).proxy_page is False
+    assert rule_for_status(302).proxy_page is True  # not an answer of the gateway's
+
+
+@pytest.mark.parametrize(("code", "retryable"), [(302, False), (501, True), (599, True)])
+def test_statuses_the_guide_does_not_list_read_by_class_behind_a_page(
+    code: int, retryable: bool
+) -> None:
+    with pytest.raises(MaxaError) as caught:
+        parse_envelope(code, HEADERS, HTML, operation=OPERATION)
+    assert caught.value.status == code
+    assert caught.value.retryable is retryable
+    assert type(caught.value) is (ProtocolError if code < 400 else ServiceError)
+
+
+def test_the_token_endpoint_reads_oauth_errors_through_its_table() -> None:
+    assert set(TOKEN_STATUS_TABLE) == {400, 401}
+    for error in REJECTED_GRANT_ERRORS:
+        for status in (200, 400, 403, 429, 503):
+            assert rule_for_token_answer(status, error).error is AuthenticationError
+    for status in (400, 401):
+        rule = rule_for_token_answer(status, "unsupported_grant_type")
+        assert rule.error is AuthenticationError and rule.retryable is False
+    # an OAuth error that rejects nothing reads by its status, as any other answer
+    assert rule_for_token_answer(503, "server_error") == STATUS_TABLE[503]
+    assert rule_for_token_answer(429, "slow_down") == STATUS_TABLE[429]
+    assert rule_for_token_answer(200, "server_error").error is None
+    # no OAuth error: the status table alone (a bare 400 is bad input)
+    assert rule_for_token_answer(400) == STATUS_TABLE[400]
+    assert rule_for_token_answer(401) == STATUS_TABLE[401]
+
+
+def test_token_answer_errors() -> None:
+    rejected = error_for_token_answer(
+        400, oauth_error="invalid_grant", description="Bad credentials", request_id="t-9"
+    )
+    assert type(rejected) is AuthenticationError
+    assert (
+        rejected.message == "the token endpoint rejected the grant (invalid_grant: Bad credentials)"
+    )
+    assert (rejected.status, rejected.operation, rejected.request_id) == (400, "token", "t-9")
+    limited = error_for_token_answer(429, oauth_error=None, retry_after=4.0)
+    assert isinstance(limited, RateLimitedError) and limited.retry_after == 4.0
+    assert limited.operation == "token" and limited.retryable is True
+    down = error_for_token_answer(503, oauth_error="server_error")
+    assert type(down) is ServiceError and down.retryable is True
