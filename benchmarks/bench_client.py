@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import attrs
 import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -40,6 +41,7 @@ from _common import (
 )
 
 import maxa_async as maxa
+from maxa_async.events import ResponseEvent
 
 VALIDATE_PATH = "/api/client/apim/v1/maksaservice/gwmaksa/ValidateCts"
 
@@ -241,8 +243,11 @@ async def plain(info: dict[str, Any], terms: list[maxa.CodedText], count: int, r
 
 
 def _instrument(client: maxa.MaxaClient, kind: str) -> None:
-    """OpenTelemetry on the client: the API's no-op providers, or the SDK exporting every
-    span to memory (and a metric reader that is never read)."""
+    """OpenTelemetry on the client. ``noop``: the API's no-op providers; ``api``: the
+    global providers with no SDK installed (the API's placeholders); ``sdk``: the SDK
+    exporting every span to memory (and a metric reader that is never read); ``floor``:
+    not ours, the least any instrumentation pays with that SDK: one span with the same
+    static attributes and one histogram record per call, from a bare hook."""
     from opentelemetry import metrics, trace
 
     import maxa_async.otel
@@ -254,6 +259,9 @@ def _instrument(client: maxa.MaxaClient, kind: str) -> None:
             meter_provider=metrics.NoOpMeterProvider(),
         )
         return
+    if kind == "api":
+        maxa_async.otel.instrument(client)
+        return
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -263,17 +271,41 @@ def _instrument(client: maxa.MaxaClient, kind: str) -> None:
     tracing = TracerProvider()
     tracing.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
     meters = MeterProvider(metric_readers=[InMemoryMetricReader()])
-    maxa_async.otel.instrument(client, tracer_provider=tracing, meter_provider=meters)
+    if kind == "sdk":
+        maxa_async.otel.instrument(client, tracer_provider=tracing, meter_provider=meters)
+        return
+    tracer = tracing.get_tracer("floor")
+    duration = meters.get_meter("floor").create_histogram("duration")
+    static = {
+        "http.request.method": "POST",
+        "server.address": "127.0.0.1",
+        "server.port": 1,
+        "url.full": "http://127.0.0.1:1/gwmaksa/ValidateCts",
+        "maxa.operation": "ValidateCts",
+        "maxa.attempts": 1,
+        "http.response.status_code": 200,
+        "maxa.request_id": "-",
+        "maxa.terminology_id": "eRx",
+    }
+    by_status = {"maxa.operation": "ValidateCts", "http.response.status_code": 200}
+
+    def bare(event: ResponseEvent) -> None:
+        duration.record(event.elapsed, by_status)
+        tracer.start_span("MAXA ValidateCts", kind=trace.SpanKind.CLIENT, attributes=static).end()
+
+    client._hooks = attrs.evolve(client._hooks, on_response=bare)
 
 
 async def otel(info: dict[str, Any], terms: list[maxa.CodedText], count: int, rounds: int) -> None:
-    """validate_many plain, with OpenTelemetry's no-op providers, and with the SDK's
-    in-memory exporter, in rotating order; each as a ratio to plain in the same round."""
+    """validate_many plain, with OpenTelemetry's no-op providers, with the global
+    placeholders (no SDK), with the SDK's in-memory exporter, and the SDK's floor (see
+    _instrument), in rotating order; each as a ratio to plain in the same round."""
     items = make_items(terms, count)
-    kinds: tuple[str | None, ...] = (None, "noop", "sdk")
+    kinds: tuple[str | None, ...] = (None, "noop", "api", "sdk", "floor")
     rates: dict[str | None, list[float]] = {kind: [] for kind in kinds}
     for round_ in range(rounds):
-        order = kinds[round_ % 3 :] + kinds[: round_ % 3]
+        shift = round_ % len(kinds)
+        order = kinds[shift:] + kinds[:shift]
         for kind in order:
             seconds, _, _ = await ours_validate(info, items, 64, otel=kind)
             rates[kind].append(count / seconds)
@@ -286,7 +318,9 @@ async def otel(info: dict[str, Any], terms: list[maxa.CodedText], count: int, ro
         for label, kind in (
             ("validate_many", None),
             ("validate_many + otel, no-op providers", "noop"),
+            ("validate_many + otel, global providers, no SDK", "api"),
             ("validate_many + otel, SDK, in-memory exporter", "sdk"),
+            ("SDK floor: a bare span + a histogram record per call", "floor"),
         )
     ]
     print(f"\n[otel] {count:,} ValidateCts, concurrency 64, {rounds} rounds in rotating order")

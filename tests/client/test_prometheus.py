@@ -27,7 +27,7 @@ async def test_a_scrape_shows_the_clients_counts(gateway: FakeGateway) -> None:
     assert "maxa_calls_total 3.0" in lines
     assert "maxa_call_failures_total 1.0" in lines
     assert 'maxa_token_grants_total{kind="password"} 1.0' in lines
-    assert "maxa_concurrency_limit 64.0" in lines
+    assert f"maxa_concurrency_limit {float(client.limiter.state()['limit'])}" in lines
     assert "maxa_in_flight 0.0" in lines
     assert "# TYPE maxa_rate_limited_total counter" in lines
     creds = gateway.credentials
