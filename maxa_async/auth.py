@@ -49,7 +49,14 @@ from .operations import request_headers
 from .retry import RetryPolicy
 from .stats import ClientStats
 
-__all__ = ["GrantPolicy", "MemoryTokenStore", "TokenManager", "TokenStore", "token_problem"]
+__all__ = [
+    "GRANT_RETRY",
+    "GrantPolicy",
+    "MemoryTokenStore",
+    "TokenManager",
+    "TokenStore",
+    "token_problem",
+]
 
 log = logging.getLogger("maxa_async.auth")
 
