@@ -2,23 +2,28 @@
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import datetime as dt
+import enum
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from typing import Any, Protocol
 
 import attrs
 
+from ..bulk import ordered
 from ..errors import InvalidInputError, MaxaError
 from ..models import CodedText, ValidationOutcome
-from ..operations import MAX_VALUE_LENGTH, check_coded_text
+from ..operations import check_coded_text
 from ._index import TerminologyIndex
-from ._store import SnapshotStore, _NeedLoad
+from ._store import SnapshotStore
 
 __all__ = ["HybridStats", "HybridValidator", "ValidatingClient"]
 
-_END: Any = object()
+
+class _Ask(enum.Enum):
+    """What an item needs when the snapshot cannot answer it."""
+
+    GATEWAY = "gateway"  # the snapshot lacks the code or the terminology, or is too old
+    LOAD = "load"  # the terminology is not in memory yet: load it, then decide again
 
 
 class ValidatingClient(Protocol):
@@ -111,25 +116,28 @@ class HybridValidator:
     def __repr__(self) -> str:
         return f"HybridValidator({self.store!r}, max_age={self.max_age!r}, stats={self.stats!r})"
 
-    def _decide(self, item: Any) -> ValidationOutcome | _NeedLoad | None:
-        """The offline outcome, None when the gateway must be asked, or the terminology to
-        load first. Counted here (except for a load, after which it is decided again)."""
-        if type(item) is CodedText:
-            try:
-                index = self.store._memo[item.terminology_id]
-                expected = index._fast.get(item.coded_string)
-            except (KeyError, TypeError):
-                expected = None
-            value = item.value
-            if expected is not None and type(value) is str:
-                if value == expected:
-                    return self._offline(item, index, True)
-                stripped = value.strip()
-                if stripped and len(stripped) <= MAX_VALUE_LENGTH:
-                    return self._offline(item, index, stripped == expected)
-        return self._decide_slow(item)
+    def _now(self, item: Any) -> ValidationOutcome | _Ask:
+        """The offline outcome, or what the item needs (:class:`_Ask`). Counted here
+        (except for a load, after which it is decided again)."""
+        index = (
+            self.store.loaded_index(item.terminology_id) if isinstance(item, CodedText) else None
+        )
+        if index is None:
+            return self._now_unloaded(item)
+        stats = self.stats
+        outcome = index.answer(item)
+        if outcome is None:
+            stats.items += 1
+            stats.code_misses += 1
+            stats.online_calls += 1
+            return _Ask.GATEWAY
+        if outcome.error is not None:
+            stats.items += 1
+            stats.invalid_input += 1
+            return outcome
+        return self._offline(outcome, index)
 
-    def _decide_slow(self, item: Any) -> ValidationOutcome | _NeedLoad | None:
+    def _now_unloaded(self, item: Any) -> ValidationOutcome | _Ask:
         stats = self.stats
         try:
             checked = check_coded_text(item)
@@ -137,46 +145,38 @@ class HybridValidator:
             stats.items += 1
             stats.invalid_input += 1
             return ValidationOutcome(item, None, exc)
-        store = self.store
-        key = checked.terminology_id.lower()
-        index = store._indexes.get(key)
-        if index is None:
-            if key not in store._absent:
-                return _NeedLoad(key)
-            stats.items += 1
-            stats.terminology_misses += 1
-            stats.online_calls += 1
-            return None
-        store._remember(item.terminology_id, index)
-        match = index.match(checked.coded_string, checked.value)
-        if match is None:
-            stats.items += 1
-            stats.code_misses += 1
-            stats.online_calls += 1
-            return None
-        return self._offline(item, index, match)
+        if not self.store.known_missing(checked.terminology_id):
+            return _Ask.LOAD
+        stats.items += 1
+        stats.terminology_misses += 1
+        stats.online_calls += 1
+        return _Ask.GATEWAY
 
-    def _offline(self, item: Any, index: TerminologyIndex, match: bool) -> ValidationOutcome | None:
+    def _offline(
+        self, outcome: ValidationOutcome, index: TerminologyIndex
+    ) -> ValidationOutcome | _Ask:
         stats = self.stats
         stats.items += 1
-        if match:
+        if outcome.valid:
             stats.offline_hits += 1
             stats.offline_valid += 1
-            return ValidationOutcome(item, True)
+            return outcome
         if self.max_age is not None and index.info.age() > self.max_age:
             stats.stale_rechecks += 1
             stats.online_calls += 1
-            return None
+            return _Ask.GATEWAY
         stats.offline_hits += 1
         stats.offline_invalid += 1
-        return ValidationOutcome(item, False)
+        return outcome
 
-    async def _decide_loading(self, item: Any) -> ValidationOutcome | None:
-        decided = self._decide(item)
-        while isinstance(decided, _NeedLoad):
-            await self.store._load(decided.key)
-            decided = self._decide(item)
-        return decided
+    async def _later(self, item: Any, pending: _Ask) -> ValidationOutcome:
+        while pending is _Ask.LOAD:
+            await self.store.find_index(item.terminology_id)
+            decided = self._now(item)
+            if isinstance(decided, ValidationOutcome):
+                return decided
+            pending = decided
+        return await self._online(item)
 
     async def _online(self, item: Any) -> ValidationOutcome:
         stats = self.stats
@@ -193,14 +193,14 @@ class HybridValidator:
 
     async def validate(self, coded_text: CodedText) -> bool:
         """One item; bad input and gateway errors raise (as ``client.validate_cts`` does)."""
-        outcome = await self._decide_loading(coded_text)
-        if outcome is None:
-            outcome = await self._online(coded_text)
+        outcome = self._now(coded_text)
+        if not isinstance(outcome, ValidationOutcome):
+            outcome = await self._later(coded_text, outcome)
         if outcome.error is not None:
             raise outcome.error
         return outcome.valid is True
 
-    async def validate_many(
+    def validate_many(
         self,
         items: Iterable[CodedText] | AsyncIterable[CodedText],
         *,
@@ -209,50 +209,17 @@ class HybridValidator:
         """One outcome per item, in input order. Offline answers cost no task; gateway
         calls run concurrently, at most ``window`` items in progress (the client's own
         ``max_concurrency`` bounds the requests in flight)."""
-        plain = None if isinstance(items, AsyncIterable) else iter(items)
-        source = items.__aiter__() if isinstance(items, AsyncIterable) else None
-        pending: collections.deque[ValidationOutcome | asyncio.Task[ValidationOutcome]]
-        pending = collections.deque()
-        decide = self._decide
-        exhausted = False
-        taken = done = 0
-        try:
-            while True:
-                while not exhausted and len(pending) < self.window:
-                    if plain is not None:
-                        item = next(plain, _END)
-                        taken += 1
-                        if not taken % 4096:
-                            await asyncio.sleep(0)  # a long plain iterable must not starve others
-                    else:
-                        assert source is not None
-                        item = await anext(source, _END)
-                    if item is _END:
-                        exhausted = True
-                        break
-                    outcome = decide(item)
-                    if isinstance(outcome, _NeedLoad):
-                        outcome = await self._decide_loading(item)
-                    if outcome is None:
-                        pending.append(asyncio.ensure_future(self._online(item)))
-                    elif pending:
-                        pending.append(outcome)
-                    else:  # nothing ahead of it: out at once
-                        done += 1
-                        if progress is not None:
-                            progress(done)
-                        yield outcome
-                if not pending:
-                    return
-                head = pending.popleft()
-                result = head if isinstance(head, ValidationOutcome) else await head
-                done += 1
-                if progress is not None:
-                    progress(done)
-                yield result
-        finally:
-            tasks = [p for p in pending if isinstance(p, asyncio.Task)]
-            for task in tasks:
-                task.cancel()
-            if tasks:
-                await asyncio.gather(*tasks, return_exceptions=True)
+        return ordered(
+            items,
+            self._now,
+            self._later,
+            needs_worker=_asks_the_gateway,
+            window=self.window,
+            workers=self.window,
+            progress=progress,
+        )
+
+
+def _asks_the_gateway(pending: _Ask) -> bool:
+    """A gateway call runs alongside the next items; a load is awaited in turn."""
+    return pending is _Ask.GATEWAY

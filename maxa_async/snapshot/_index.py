@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
+from typing import Any, Final
 
 from ..errors import InvalidInputError
-from ..models import CodedText
+from ..models import CodedText, ValidationOutcome
 from ..operations import MAX_CODE_LENGTH, MAX_VALUE_LENGTH, check_coded_text, check_text
 from ._models import SnapshotInfo
 from ._text import normalize_text
 
 __all__ = ["TerminologyIndex"]
+
+#: Raw terminology-id strings an index remembers as its own (after their first check).
+_SPELLINGS_SIZE: Final = 1024
 
 
 def _fast_entries(values: Mapping[str, str]) -> dict[str, str]:
@@ -37,13 +41,14 @@ class TerminologyIndex:
     touch the file. The comparison rules are the gateway's (see :meth:`validate`).
     """
 
-    __slots__ = ("_fast", "_info", "_normalized", "_values")
+    __slots__ = ("_fast", "_info", "_normalized", "_spellings", "_values")
 
     def __init__(self, info: SnapshotInfo, values: dict[str, str]) -> None:
         self._info = info
         self._values = values
         self._fast = _fast_entries(values)
         self._normalized: list[tuple[str, str]] | None = None
+        self._spellings: set[str] = set()  # raw ids already checked to name this terminology
 
     @property
     def info(self) -> SnapshotInfo:
@@ -112,6 +117,43 @@ class TerminologyIndex:
                 f"({self._info.terminology_id!r})",
             )
         return self.match(checked.coded_string, checked.value) is True
+
+    def answer(self, item: Any) -> ValidationOutcome | None:
+        """:meth:`validate` for bulk runs: the outcome, or None when this index cannot
+        answer (the item names another terminology, or the snapshot lacks its code: the
+        gateway may have it). Never raises: bad input is an outcome with
+        :class:`InvalidInputError` set (``valid`` None), as ``validate_many`` yields it.
+
+        The common case (a code of the snapshot with its exact value, as a client sends
+        it) is two dict lookups and one comparison."""
+        if type(item) is CodedText:
+            try:
+                expected = self._fast.get(item.coded_string)
+                known = item.terminology_id in self._spellings
+            except TypeError:  # an unhashable field: the checks below name it
+                expected, known = None, False
+            value = item.value
+            if expected is not None and known and type(value) is str:
+                if value == expected:
+                    return ValidationOutcome(item, True)
+                # terminology and code are known good: only the value is left to check
+                stripped = value.strip()
+                if stripped and len(stripped) <= MAX_VALUE_LENGTH and stripped.isprintable():
+                    return ValidationOutcome(item, stripped == expected)
+        return self._answer_checked(item)
+
+    def _answer_checked(self, item: Any) -> ValidationOutcome | None:
+        try:
+            checked = check_coded_text(item)
+        except InvalidInputError as exc:
+            return ValidationOutcome(item, None, exc)
+        if checked.terminology_id.lower() != self._info.key:
+            return None
+        spelling = item.terminology_id
+        if type(spelling) is str and len(self._spellings) < _SPELLINGS_SIZE:
+            self._spellings.add(spelling)
+        match = self.match(checked.coded_string, checked.value)
+        return None if match is None else ValidationOutcome(item, match)
 
     def match(self, code: str, value: str) -> bool | None:
         """For inputs already checked and stripped: True (same value), False (the code has

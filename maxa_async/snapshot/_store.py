@@ -14,12 +14,11 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import Any, Final, Protocol, TypeVar
 
-import attrs
-
+from ..bulk import ordered, ordered_sync
 from ..errors import InvalidInputError, NotFoundError
 from ..jalali import JalaliDateTime
 from ..models import CodedText, TerminologyVersion, ValidationOutcome, latest_version
-from ..operations import MAX_VALUE_LENGTH, check_coded_text, check_terminology_id, check_text
+from ..operations import check_coded_text, check_terminology_id, check_text
 from ._db import Database, Diff, translate
 from ._errors import NoSnapshotError, SnapshotError
 from ._index import TerminologyIndex
@@ -38,8 +37,6 @@ DEFAULT_SYNC_MARGIN: Final = dt.timedelta(minutes=5)
 
 #: Raw terminology-id strings remembered by the bulk path (after their first check).
 _MEMO_SIZE: Final = 1024
-#: The bulk path over a plain iterable lets other tasks run every this many items.
-_YIELD_EVERY: Final = 4096
 _ABSENT_SIZE: Final = 10_000
 
 
@@ -53,11 +50,6 @@ class TermSource(Protocol):
     ) -> list[CodedText]: ...
 
     async def search_terminology(self, terminology_id: str, since: Any) -> list[CodedText]: ...
-
-
-@attrs.frozen
-class _NeedLoad:
-    key: str
 
 
 def _now() -> dt.datetime:
@@ -657,45 +649,70 @@ class SnapshotStore:
         index = await self._require(terminology)
         return index.search(text, normalize=normalize, limit=limit)
 
-    def _answer(self, item: Any) -> ValidationOutcome | _NeedLoad:
-        """One bulk answer; the fast path is two dict lookups and one comparison."""
-        if type(item) is CodedText:
-            try:
-                index = self._memo[item.terminology_id]
-                expected = index._fast.get(item.coded_string)
-            except (KeyError, TypeError):
-                return self._answer_slow(item)
-            value = item.value
-            if expected is not None and type(value) is str:
-                if value == expected:
-                    return ValidationOutcome(item, True)
-                # terminology and code are known good: only the value is left to check
-                stripped = value.strip()
-                if stripped and len(stripped) <= MAX_VALUE_LENGTH:
-                    return ValidationOutcome(item, stripped == expected)
-        return self._answer_slow(item)
+    # ------------------------------------------------------------------ bulk answers
 
-    def _remember(self, raw_id: object, index: TerminologyIndex) -> None:
-        """Let the fast path find ``index`` by this exact, already checked, id string."""
-        if type(raw_id) is str and len(self._memo) < _MEMO_SIZE:
-            self._memo[raw_id] = index
+    def loaded_index(self, terminology: object) -> TerminologyIndex | None:
+        """The terminology's index if it is in memory now, else None (not loaded yet, no
+        snapshot of it, or not a terminology id at all). No file access, never raises:
+        for synchronous fast paths; :meth:`find_index` loads."""
+        try:
+            return self._memo[terminology]  # type: ignore[index]
+        except (KeyError, TypeError):
+            pass
+        try:
+            key = check_terminology_id(terminology).lower()
+        except InvalidInputError:
+            return None
+        index = self._indexes.get(key)
+        if index is not None and type(terminology) is str and len(self._memo) < _MEMO_SIZE:
+            self._memo[terminology] = index  # the next item spelled so finds it at once
+        return index
 
-    def _answer_slow(self, item: Any) -> ValidationOutcome | _NeedLoad:
+    def known_missing(self, terminology: str) -> bool:
+        """True if the store has looked and the file has no snapshot of this terminology
+        (since the last pull, sync, drop or reload in this process). No file access."""
+        return terminology.strip().lower() in self._absent
+
+    async def find_index(self, terminology: str) -> TerminologyIndex | None:
+        """The terminology's index, loaded from the file on first use (once, however many
+        ask at the same time), or None if the file has no snapshot of it."""
+        return await self._load(check_terminology_id(terminology).lower())
+
+    def _answer_now(self, item: Any) -> ValidationOutcome | str:
+        """One bulk answer from memory, or the key of the terminology to load first."""
+        index: TerminologyIndex | None
+        try:
+            index = self._memo[item.terminology_id]
+        except (AttributeError, KeyError, TypeError):
+            index = self.loaded_index(item.terminology_id) if isinstance(item, CodedText) else None
+        if index is not None:
+            outcome = index.answer(item)
+            # a code the snapshot lacks is False offline, as the gateway answers
+            return ValidationOutcome(item, False) if outcome is None else outcome
         try:
             checked = check_coded_text(item)
         except InvalidInputError as exc:
             return ValidationOutcome(item, None, exc)
         key = checked.terminology_id.lower()
-        index = self._indexes.get(key)
-        if index is None:
-            if key in self._absent:
-                error = NoSnapshotError(checked.terminology_id, path=self._path)
-                return ValidationOutcome(item, None, error)
-            return _NeedLoad(key)
-        self._remember(item.terminology_id, index)
-        return ValidationOutcome(item, index.match(checked.coded_string, checked.value) is True)
+        if key in self._absent:
+            error = NoSnapshotError(checked.terminology_id, path=self._path)
+            return ValidationOutcome(item, None, error)
+        return key
 
-    async def validate_many(
+    async def _answer_loaded(self, item: Any, key: str) -> ValidationOutcome:
+        await self._load(key)
+        return self._answer_after_load(item, key)
+
+    def _answer_loaded_blocking(self, item: Any, key: str) -> ValidationOutcome:
+        self._load_blocking(key)
+        return self._answer_after_load(item, key)
+
+    def _answer_after_load(self, item: Any, key: str) -> ValidationOutcome:
+        answer = self._answer_now(item)
+        assert isinstance(answer, ValidationOutcome), "the terminology was loaded or absent"
+        return answer
+
+    def validate_many(
         self,
         items: Iterable[CodedText] | AsyncIterable[CodedText],
         *,
@@ -706,46 +723,12 @@ class SnapshotStore:
         ``validate_many`` yields them. Bad input and terminologies without a snapshot give
         an outcome with ``error`` set (``valid`` None); the run goes on. Each terminology
         is loaded into memory the first time it appears. ``progress`` is called with the
-        count of outcomes yielded so far."""
+        count of outcomes yielded so far. A closed store raises :class:`SnapshotError`
+        at once."""
         self._require_open()
-        answer = self._answer
-        done = 0
-        if isinstance(items, AsyncIterable):
-            async for item in items:
-                outcome = answer(item)
-                if isinstance(outcome, _NeedLoad):
-                    await self._load(outcome.key)
-                    outcome = answer(item)
-                    assert isinstance(outcome, ValidationOutcome)
-                done += 1
-                if progress is not None:
-                    progress(done)
-                yield outcome
-            return
-        memo = self._memo
-        for item in items:
-            # the common case (a known code with its exact value) inlined: see _answer
-            expected = None
-            if type(item) is CodedText:
-                try:  # noqa: SIM105 (suppress() costs a context manager per item)
-                    expected = memo[item.terminology_id]._fast.get(item.coded_string)
-                except (KeyError, TypeError):
-                    pass
-            if expected is not None and type(item.value) is str and item.value == expected:
-                outcome = ValidationOutcome(item, True)
-            else:
-                answered = answer(item)
-                if isinstance(answered, _NeedLoad):
-                    await self._load(answered.key)
-                    answered = answer(item)
-                    assert isinstance(answered, ValidationOutcome)
-                outcome = answered
-            done += 1
-            if progress is not None:
-                progress(done)
-            yield outcome
-            if not done % _YIELD_EVERY:
-                await asyncio.sleep(0)  # a long plain iterable must not starve the loop
+        return ordered(
+            items, self._answer_now, self._answer_loaded, window=1, workers=0, progress=progress
+        )
 
     def validate_many_sync(
         self, items: Iterable[CodedText], *, progress: Callable[[int], None] | None = None
@@ -757,27 +740,6 @@ class SnapshotStore:
         (tens of milliseconds for 50,000 codes): from async code, ``await
         store.load("eRx")`` first, or use :meth:`validate_many`."""
         self._require_open()
-        answer = self._answer
-        done = 0
-        memo = self._memo
-        for item in items:
-            # the common case (a known code with its exact value) inlined: see _answer
-            expected = None
-            if type(item) is CodedText:
-                try:  # noqa: SIM105 (suppress() costs a context manager per item)
-                    expected = memo[item.terminology_id]._fast.get(item.coded_string)
-                except (KeyError, TypeError):
-                    pass
-            if expected is not None and type(item.value) is str and item.value == expected:
-                outcome = ValidationOutcome(item, True)
-            else:
-                answered = answer(item)
-                if isinstance(answered, _NeedLoad):
-                    self._load_blocking(answered.key)
-                    answered = answer(item)
-                    assert isinstance(answered, ValidationOutcome)
-                outcome = answered
-            if progress is not None:
-                done += 1
-                progress(done)
-            yield outcome
+        return ordered_sync(
+            items, self._answer_now, self._answer_loaded_blocking, progress=progress
+        )
