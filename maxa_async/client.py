@@ -35,6 +35,7 @@ from yarl import URL
 
 from . import operations as ops
 from .auth import TokenManager, TokenStore
+from .bulk import ordered
 from .cache import MISSING, ResponseCache
 from .envelope import header
 from .errors import (
@@ -399,7 +400,7 @@ class MaxaClient:
         """TerminologyVersions: the versions of a terminology (one has ``is_last``)."""
         return await self._execute(ops.terminology_versions(terminology_id))
 
-    async def validate_many(
+    def validate_many(
         self,
         items: Iterable[CodedText] | AsyncIterable[CodedText],
         *,
@@ -413,27 +414,22 @@ class MaxaClient:
         concurrency so that one item waiting out a retry does not hold back the rest. An
         item that fails (bad input, or an error after retries) yields an outcome with
         ``error`` set; the run goes on. ``progress`` is called with the count of outcomes
-        yielded so far.
+        yielded so far. A bad ``window`` raises :class:`InvalidInputError` at once.
         """
         if window is not None and (
             isinstance(window, bool) or not isinstance(window, int) or window < 1
         ):
             raise InvalidInputError("window", "must be an int >= 1 (or None)")
-        size = window or 16 * self._limiter.max_concurrency
-        pool = _ValidationPool(self, items, size)
-        ready = pool.ready
-        try:
-            while True:
-                outcome = ready()
-                if outcome is None:
-                    outcome = await pool.next_outcome()
-                    if outcome is None:
-                        return
-                if progress is not None:
-                    progress(pool.yielded)
-                yield outcome
-        finally:
-            await pool.aclose()
+        workers = self._limiter.max_concurrency
+        answers = _OnlineAnswers(self)
+        return ordered(
+            items,
+            answers.now,
+            answers.later,
+            window=window or 16 * workers,
+            workers=workers,
+            progress=progress,
+        )
 
     # ------------------------------------------------------------------ engine
 
@@ -735,134 +731,32 @@ class MaxaClient:
         )
 
 
-class _ValidationPool:
-    """validate_many's engine: ``max_concurrency`` long-lived workers take items in
-    input order and file each outcome under its index; the consumer yields them in
-    order. Workers stop taking items ``window`` ahead of the consumer, so memory stays
-    flat, and one slow item (in back-off) holds back nothing but its own turn.
-    No task, no future per item: this is the bulk hot path."""
+class _OnlineAnswers:
+    """validate_many's answers for :func:`maxa_async.bulk.ordered`: bad input at once
+    (nothing sent), every other item by ValidateCts."""
 
-    def __init__(self, client: MaxaClient, items: Any, window: int) -> None:
+    __slots__ = ("_client",)
+
+    def __init__(self, client: MaxaClient) -> None:
         self._client = client
-        self._window = window
-        if isinstance(items, AsyncIterable):
-            self._async_source: AsyncIterator[Any] | None = aiter(items)
-            self._sync_source: Iterator[Any] | None = None
-            self._take_lock: asyncio.Lock | None = asyncio.Lock()
-        else:
-            self._async_source = None
-            self._sync_source = iter(items)
-            self._take_lock = None
-        self._results: dict[int, ValidationOutcome] = {}
-        self._taken = 0  # index of the next item to take
-        self.yielded = 0  # index of the next outcome to yield
-        self._exhausted = False
-        self._failure: BaseException | None = None
-        self._room = asyncio.Event()  # the consumer moved on: workers may take more
-        self._full = False  # a worker waits for room
-        self._progress = asyncio.Event()  # an outcome was filed or a worker ended
-        self._waiting = False  # the consumer waits on _progress
-        workers = client.limiter.max_concurrency
-        self._alive = workers
-        loop = asyncio.get_running_loop()
-        self._workers = [loop.create_task(self._work()) for _ in range(workers)]
 
-    async def _take_async(self) -> tuple[int, Any] | None:
-        assert self._take_lock is not None and self._async_source is not None
-        async with self._take_lock:  # an async generator cannot be entered twice
-            if self._exhausted:
-                return None
-            try:
-                item = await anext(self._async_source)
-            except StopAsyncIteration:
-                self._exhausted = True
-                return None
-        index = self._taken
-        self._taken += 1
-        return index, item
-
-    async def _work(self) -> None:
-        client = self._client
-        stats = client.stats
-        validate_cts = ops.validate_cts
-        results = self._results
-        source = self._sync_source
+    def now(self, item: Any) -> ValidationOutcome | ops.Call[bool]:
         try:
-            while True:
-                while self._taken - self.yielded >= self._window and not self._exhausted:
-                    self._full = True
-                    self._room.clear()
-                    await self._room.wait()
-                if source is not None:  # a plain iterable: taken inline (the hot path)
-                    if self._exhausted:
-                        return
-                    try:
-                        item = next(source)
-                    except StopIteration:
-                        self._exhausted = True
-                        return
-                    index = self._taken
-                    self._taken = index + 1
-                else:
-                    taken = await self._take_async()
-                    if taken is None:
-                        return
-                    index, item = taken
-                try:
-                    call = validate_cts(item)
-                except MaxaError as exc:  # bad input: answered at once, nothing sent
-                    stats.calls += 1
-                    stats.failures += 1
-                    outcome = ValidationOutcome(item, None, exc)
-                else:
-                    try:
-                        valid = await client._execute(call)
-                    except ClientClosedError:
-                        raise  # the run cannot go on: the consumer raises it
-                    except MaxaError as exc:
-                        outcome = ValidationOutcome(item, None, exc)
-                    else:
-                        outcome = ValidationOutcome(item, valid)
-                results[index] = outcome
-                if index == self.yielded and self._waiting:  # the consumer waits for it
-                    self._waiting = False
-                    self._progress.set()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:  # the source itself failed: the consumer re-raises it
-            self._failure = exc
-            self._exhausted = True
-        finally:
-            self._alive -= 1
-            self._progress.set()
+            return ops.validate_cts(item)
+        except MaxaError as exc:  # bad input: answered at once, nothing sent
+            stats = self._client.stats
+            stats.calls += 1
+            stats.failures += 1
+            return ValidationOutcome(item, None, exc)
 
-    def ready(self) -> ValidationOutcome | None:
-        """The next outcome in order if it is in already (no await: the hot path)."""
-        outcome = self._results.pop(self.yielded, None)
-        if outcome is not None:
-            self.yielded += 1
-            if self._full:  # a worker waits for room
-                self._full = False
-                self._room.set()
-        return outcome
-
-    async def next_outcome(self) -> ValidationOutcome | None:
-        while True:
-            outcome = self.ready()
-            if outcome is not None:
-                return outcome
-            if self._failure is not None:
-                raise self._failure
-            if self._alive == 0:
-                return None
-            self._waiting = True
-            self._progress.clear()
-            await self._progress.wait()
-
-    async def aclose(self) -> None:
-        for worker in self._workers:
-            worker.cancel()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+    async def later(self, item: Any, call: ops.Call[bool]) -> ValidationOutcome:
+        try:
+            valid = await self._client._execute(call)
+        except ClientClosedError:
+            raise  # the run cannot go on: the consumer raises it
+        except MaxaError as exc:
+            return ValidationOutcome(item, None, exc)
+        return ValidationOutcome(item, valid)
 
 
 @attrs.define
