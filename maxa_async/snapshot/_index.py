@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
+from ..bulk import make_outcome
 from ..errors import InvalidInputError
 from ..models import CodedText, ValidationOutcome
 from ..operations import MAX_CODE_LENGTH, MAX_VALUE_LENGTH, check_coded_text, check_text
@@ -135,11 +136,11 @@ class TerminologyIndex:
             value = item.value
             if expected is not None and known and type(value) is str:
                 if value == expected:
-                    return ValidationOutcome(item, True)
+                    return make_outcome(item, True)
                 # terminology and code are known good: only the value is left to check
                 stripped = value.strip()
                 if stripped and len(stripped) <= MAX_VALUE_LENGTH and stripped.isprintable():
-                    return ValidationOutcome(item, stripped == expected)
+                    return make_outcome(item, stripped == expected)
         return self._answer_checked(item)
 
     def _answer_checked(self, item: Any) -> ValidationOutcome | None:
@@ -153,7 +154,7 @@ class TerminologyIndex:
         if type(spelling) is str and len(self._spellings) < _SPELLINGS_SIZE:
             self._spellings.add(spelling)
         match = self.match(checked.coded_string, checked.value)
-        return None if match is None else ValidationOutcome(item, match)
+        return None if match is None else make_outcome(item, match)
 
     def match(self, code: str, value: str) -> bool | None:
         """For inputs already checked and stripped: True (same value), False (the code has

@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Generator, Iterable, Iterator
 from typing import Any, Final, Protocol, TypeVar
 
-from ..bulk import ordered, ordered_sync
+from ..bulk import make_outcome, ordered, ordered_sync
 from ..errors import InvalidInputError, NotFoundError
 from ..jalali import JalaliDateTime
 from ..models import CodedText, TerminologyVersion, ValidationOutcome, latest_version
@@ -688,7 +688,7 @@ class SnapshotStore:
         if index is not None:
             outcome = index.answer(item)
             # a code the snapshot lacks is False offline, as the gateway answers
-            return ValidationOutcome(item, False) if outcome is None else outcome
+            return make_outcome(item, False) if outcome is None else outcome
         try:
             checked = check_coded_text(item)
         except InvalidInputError as exc:

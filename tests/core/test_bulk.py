@@ -10,9 +10,10 @@ import asyncio
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any
 
+import attrs
 import pytest
 
-from maxa_async.bulk import ordered, ordered_sync
+from maxa_async.bulk import make_outcome, ordered, ordered_sync
 from maxa_async.errors import ClientClosedError, InvalidInputError
 from maxa_async.models import ValidationOutcome
 
@@ -322,3 +323,15 @@ def test_the_plain_generator_answers_in_turn() -> None:
     assert isinstance(outcomes[0].error, InvalidInputError)
     assert settled == [1, 2, 4, 5, 7, 8]
     assert seen == list(range(1, 12))
+
+
+@pytest.mark.parametrize("valid", [True, False, None])
+def test_make_outcome_equals_the_constructor(valid: bool | None) -> None:
+    item = object()
+    made = make_outcome(item, valid)
+    built = ValidationOutcome(item, valid)
+    assert type(made) is ValidationOutcome
+    assert (made, hash(made), repr(made)) == (built, hash(built), repr(built))
+    assert made.item is item and made.error is None and made.ok
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        made.valid = not valid  # type: ignore[misc]
