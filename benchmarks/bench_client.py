@@ -299,22 +299,36 @@ def _instrument(client: maxa.MaxaClient, kind: str) -> None:
 async def otel(info: dict[str, Any], terms: list[maxa.CodedText], count: int, rounds: int) -> None:
     """validate_many plain, with OpenTelemetry's no-op providers, with the global
     placeholders (no SDK), with the SDK's in-memory exporter, and the SDK's floor (see
-    _instrument), in rotating order; each as a ratio to plain in the same round."""
+    _instrument), in rotating order; each as a ratio to plain in the same round, of rates
+    (wall clock) and of the client process's CPU seconds per call (steadier when the
+    machine is shared)."""
     items = make_items(terms, count)
     kinds: tuple[str | None, ...] = (None, "noop", "api", "sdk", "floor")
     rates: dict[str | None, list[float]] = {kind: [] for kind in kinds}
+    cpu: dict[str | None, list[float]] = {kind: [] for kind in kinds}  # us per call
     for round_ in range(rounds):
         shift = round_ % len(kinds)
         order = kinds[shift:] + kinds[:shift]
         for kind in order:
+            started = time.process_time()
             seconds, _, _ = await ours_validate(info, items, 64, otel=kind)
+            cpu[kind].append((time.process_time() - started) / count * 1e6)
             rates[kind].append(count / seconds)
 
     def ratio(kind: str | None) -> float:
         return statistics.median(o / p for o, p in zip(rates[kind], rates[None], strict=True))
 
+    def cpu_ratio(kind: str | None) -> float:
+        return statistics.median(p / o for o, p in zip(cpu[kind], cpu[None], strict=True))
+
     rows = [
-        [label, f"{statistics.median(rates[kind]):,.0f}", f"{ratio(kind):.2f}"]
+        [
+            label,
+            f"{statistics.median(rates[kind]):,.0f}",
+            f"{ratio(kind):.2f}",
+            f"{statistics.median(cpu[kind]):.0f}",
+            f"{cpu_ratio(kind):.2f}",
+        ]
         for label, kind in (
             ("validate_many", None),
             ("validate_many + otel, no-op providers", "noop"),
@@ -324,7 +338,7 @@ async def otel(info: dict[str, Any], terms: list[maxa.CodedText], count: int, ro
         )
     ]
     print(f"\n[otel] {count:,} ValidateCts, concurrency 64, {rounds} rounds in rotating order")
-    print(table(["client", "req/s", "/ plain"], rows))
+    print(table(["client", "req/s", "/ plain", "client CPU us/req", "plain CPU / this"], rows))
 
 
 async def _first_two(run: Any) -> tuple[float, int]:
