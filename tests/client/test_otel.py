@@ -379,3 +379,28 @@ async def test_no_op_providers_install_no_hook(gateway: FakeGateway) -> None:
         assert await metered.terminology(*RELIGION) == "اسلام"
     durations = [p.count for p in _metrics(reader)["maxa.client.call.duration"]]
     assert durations == [1]
+
+
+async def test_no_span_work_while_the_global_provider_is_the_placeholder(
+    gateway: FakeGateway,
+) -> None:
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        pytest.skip("a global tracer provider was set in this process")
+    seen: list[ResponseEvent] = []
+    async with maxa.MaxaClient(
+        gateway.credentials,
+        base_url=gateway.base_url,
+        retry=maxa.RetryPolicy(attempts=2, backoff=False),
+        on_response=seen.append,
+    ) as client:
+        # The global tracer: it traces once an SDK is installed, so the hooks stay.
+        instrumentation = maxa_async.otel.instrument(
+            client, meter_provider=metrics.NoOpMeterProvider()
+        )
+        assert client._hooks.on_request is not None
+        gateway.config.update(error_rate=1.0, error_statuses=(503,))
+        with pytest.raises(maxa.ServiceError):
+            await client.terminology(*RELIGION)
+    assert instrumentation._placeholder  # no span was started
+    assert instrumentation._sent == {}  # the send times were dropped with the call
+    assert len(seen) == 1 and len(seen[0].retried) == 1  # the user's hook still ran
