@@ -22,11 +22,12 @@ direct
     hot path). ``later`` work that needs no worker is awaited in turn.
 pooled
     From the first item whose ``later`` needs a worker to the end of the run: up to
-    ``workers`` long-lived tasks (started as they are needed) take items in input order,
-    answer them (``now``, or ``later``) and file each outcome under its index; the
-    consumer yields them in order. Workers take items at most ``window`` ahead of the
-    consumer, so memory stays flat however long the input is, and one slow item (say, in
-    back-off) holds back nothing but its own turn. Still no task or future per item.
+    ``workers`` long-lived tasks take items in input order, answer them (``now``, or
+    ``later``) and file each outcome under its index; the consumer yields them in order.
+    A worker is started only when every other one awaits a ``later`` that needs a worker.
+    Workers take items at most ``window`` ahead of the consumer, so memory stays flat
+    however long the input is, and one slow item (say, in back-off) holds back nothing
+    but its own turn. Still no task or future per item.
 
 Either way: outcomes come out in input order, one per item; an item ``now`` or ``later``
 answers with an error outcome does not stop the run; an exception raised by ``later``
@@ -154,7 +155,7 @@ async def ordered(
         if handoff is None and source is None:
             return
 
-    pool = _Pool(plain, source, now, later, handoff, window=window, workers=workers)
+    pool = _Pool(plain, source, now, later, needs_worker, handoff, window=window, workers=workers)
     ready = pool.ready
     try:
         while True:
@@ -203,6 +204,7 @@ class _Pool(Generic[P]):
         source: AsyncIterator[Any] | None,
         now: Now[P],
         later: Later[P],
+        needs_worker: Callable[[P], bool],
         first: tuple[Any, P] | None,
         *,
         window: int,
@@ -213,6 +215,7 @@ class _Pool(Generic[P]):
         self._take_lock = asyncio.Lock() if source is not None else None
         self._now = now
         self._later = later
+        self._needs_worker = needs_worker
         self._window = window
         self._max_workers = workers
         self._first = first  # taken by the consumer, answered by the first worker
@@ -292,6 +295,7 @@ class _Pool(Generic[P]):
                         self._busy == self._alive
                         and self._alive < self._max_workers
                         and not self._exhausted
+                        and self._needs_worker(answer)
                     ):
                         self._spawn()
                     try:

@@ -75,7 +75,6 @@ class Gated:
         return "ask"
 
     async def later(self, item: int, pending: str) -> ValidationOutcome:
-        assert pending == "ask"
         self.started.append(item)
         self.running += 1
         self.most_running = max(self.most_running, self.running)
@@ -335,3 +334,28 @@ def test_make_outcome_equals_the_constructor(valid: bool | None) -> None:
     assert made.item is item and made.error is None and made.ok
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         made.valid = not valid  # type: ignore[misc]
+
+
+async def test_later_work_in_turn_starts_no_worker_in_the_pooled_phase(
+    tasks_created: list[str],
+) -> None:
+    tasks_created.clear()
+    answers = Gated()
+
+    def now(item: int) -> ValidationOutcome | str:
+        return "load" if item == 1 else "ask"
+
+    def needs_worker(pending: str) -> bool:
+        return pending == "ask"
+
+    run = ordered(range(3), now, answers.later, needs_worker=needs_worker, window=8, workers=8)
+    consumer = asyncio.ensure_future(_collect(run))
+    await _settle()
+    # item 0 (a gateway call) started the pool and a second worker; that one waits on
+    # item 1 (a load, in turn), so nothing starts a third to take item 2 meanwhile
+    assert answers.started == [0, 1]
+    assert [name for name in tasks_created if name == "_Pool._work"] == ["_Pool._work"] * 2
+    for item in range(3):
+        answers.gate(item).set()
+    outcomes = await consumer
+    assert [o.item for o in outcomes] == [0, 1, 2]
