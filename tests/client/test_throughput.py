@@ -10,7 +10,7 @@ import time
 import pytest
 
 import maxa_async as maxa
-from maxa_async.limits import Limiter
+from maxa_async.limits import INITIAL_CONCURRENCY, Limiter
 from maxa_async.testing import FakeGateway
 
 RELIGION = ("thritaEHR.Religion", "1")
@@ -35,7 +35,9 @@ async def test_a_long_retry_after_pauses_every_caller(make_client, gateway: Fake
             for _ in range(300)
         ]
         await _until(lambda: client.stats.cooldowns >= 1)
-        await _until(lambda: gateway.stats.in_flight == 0)
+        # every request sent has its answer (not only those the gateway holds: others may
+        # still be opening their connections)
+        await _until(lambda: sum(client.stats.sent.values()) == sum(client.stats.answered.values()))
         sent_before = gateway.stats.requests
         pause = client.limiter.cooldown_remaining
         assert pause > 0.2
@@ -140,10 +142,36 @@ async def test_rate_cap_spaces_requests(make_client, gateway):
     assert elapsed >= 9 * 0.05 * 0.95
 
 
+def _past_slow_start(limiter: Limiter) -> Limiter:
+    """Grow a fresh limiter from its initial concurrency to its maximum, as successes do."""
+    while limiter.limit < limiter.max_concurrency:
+        limiter.bound._in_flight = 1
+        limiter.release(started=0.0, latency=0.010, rate_limited=False)
+    return limiter
+
+
+def test_a_fresh_bound_starts_small_and_doubles_each_round_until_a_refusal():
+    limiter = Limiter(64, clock=lambda: 1.0)
+    assert limiter.limit == INITIAL_CONCURRENCY
+    limiter.bound._in_flight = INITIAL_CONCURRENCY
+    for _ in range(INITIAL_CONCURRENCY):  # one round of successes
+        limiter.release(started=0.0, latency=0.010, rate_limited=False)
+    assert limiter.limit == 2 * INITIAL_CONCURRENCY
+    limiter.bound._in_flight = 1
+    limiter.release(started=0.5, latency=None, rate_limited=True)
+    assert limiter.limit == int(2 * INITIAL_CONCURRENCY * 0.9)
+    grown = limiter.limit
+    limiter.bound._in_flight = 1
+    limiter.release(started=2.0, latency=0.010, rate_limited=False)
+    assert limiter.limit == grown  # additive from now on: +1 per round, not per success
+    assert Limiter(64, adaptive=False).limit == 64  # a fixed bound starts whole
+    assert Limiter(4).limit == 4
+
+
 def test_aimd_shrinks_once_per_congestion_event_and_grows_back():
     # A refusal shrinks the bound by a tenth (the pacer, not the bound, finds the rate).
     now = [100.0]
-    limiter = Limiter(64, clock=lambda: now[0])
+    limiter = _past_slow_start(Limiter(64, clock=lambda: now[0]))
     limiter.bound._in_flight = 10
     for _ in range(10):  # ten 429s for requests sent before the decrease: one event
         limiter.release(started=99.0, latency=None, rate_limited=True)
@@ -180,7 +208,7 @@ def test_aimd_never_below_one_and_off_when_not_adaptive():
 
 def test_latency_rise_shrinks_the_limit_when_enabled():
     now = [0.0]
-    limiter = Limiter(64, latency_tolerance=2.0, clock=lambda: now[0])
+    limiter = _past_slow_start(Limiter(64, latency_tolerance=2.0, clock=lambda: now[0]))
     for step in range(50):
         now[0] = float(step)
         limiter.bound._in_flight = 1
