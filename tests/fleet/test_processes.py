@@ -77,7 +77,10 @@ def test_refreshes_follow_the_token_lifetime_not_the_process_count(
     expected = duration / (ttl * 0.75)  # about 5.3: one refresh per 1.5 s, fleet-wide
     assert stats["password_grants"] == 1, stats
     assert expected - 2 <= stats["refresh_grants"] <= expected + 2, stats
-    assert sum(r["stats"]["refresh_grants"] for r in reports) == stats["refresh_grants"]
+    # Each refresh the gateway granted was one process's (a grant in flight when its
+    # process stopped at the end of the run is counted by the gateway alone).
+    counted = sum(r["stats"]["refresh_grants"] for r in reports)
+    assert stats["refresh_grants"] - 1 <= counted <= stats["refresh_grants"], stats
     # Every refresh revoked the old token; in-flight 401s were replayed, never surfaced.
     # A refresh costs at most about one 401 per call in flight (8 processes x 8 lanes) and
     # the few sent before the others adopt the new token: no storm.
