@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .auth import MemoryTokenStore, TokenStore
     from .cache import ResponseCache
     from .client import DEFAULT_BASE_URL, MaxaClient, ValidationOutcome
+    from .options import ClientOptions
     from .retry import RetryBudget, RetryPolicy, Timeout
     from .stats import ClientStats
 
@@ -40,6 +41,7 @@ _LAZY = {
     "DEFAULT_BASE_URL": "client",
     "MaxaClient": "client",
     "ValidationOutcome": "client",
+    "ClientOptions": "options",
     "RetryBudget": "retry",
     "RetryPolicy": "retry",
     "Timeout": "retry",
@@ -69,6 +71,7 @@ __all__ = [
     "BadRequestError",
     "ClientClosedError",
     "ClientLimitError",
+    "ClientOptions",
     "ClientStats",
     "CodedText",
     "ConfigError",

@@ -178,6 +178,9 @@ class TokenStore(Protocol):
         """Held while refreshing; yields True if this holder should do the grant."""
         ...
 
+    async def aclose(self) -> None:
+        """Release connections; the client awaits it once, when it is closed."""
+
 
 class MemoryTokenStore:
     """The default: the token in this process's memory; no cross-process coordination."""
@@ -198,6 +201,9 @@ class MemoryTokenStore:
     @contextlib.asynccontextmanager
     async def refresh_lease(self) -> AsyncIterator[bool]:
         yield True
+
+    async def aclose(self) -> None:
+        """Nothing to release: the token is only in memory."""
 
 
 class TokenManager:

@@ -27,11 +27,10 @@ from collections.abc import (
     Iterator,
     Mapping,
 )
-from typing import Any, Final, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
 import aiohttp
 import attrs
-from yarl import URL
 
 from . import operations as ops
 from .auth import TokenManager, TokenStore
@@ -41,6 +40,7 @@ from .envelope import header
 from .errors import (
     AuthenticationError,
     ClientClosedError,
+    ConfigError,
     InvalidInputError,
     MaxaError,
     RateLimitedError,
@@ -50,15 +50,17 @@ from .events import Hooks, RequestEvent, ResponseEvent
 from .limits import Limiter, RateGate, RetryBudget, RetryPolicy, Timeout
 from .models import CodedText, Credentials, TerminologyVersion, ValidationOutcome
 from .oauth import TokenRequest
+from .options import DEFAULT_BASE_URL, ClientOptions, ssl_context_from, timeout_from
 from .pacer import Budget, budget_from_headers
 from .stats import ClientStats
 from .transport import AiohttpTransport, check_base_url
 
+if TYPE_CHECKING:
+    from .fleet import Fleet
+
 __all__ = ["DEFAULT_BASE_URL", "MaxaClient", "ValidationOutcome"]  # the outcome: from models
 
 T = TypeVar("T")
-
-DEFAULT_BASE_URL: Final = "https://apigateway.behdasht.gov.ir"
 
 log = logging.getLogger("maxa_async.client")
 
@@ -69,6 +71,15 @@ _MAX_401_REPLAYS: Final = 3
 _SHORT_RETRY_AFTER: Final = 1.0
 #: How long aclose() waits for the calls it ended to leave.
 _CLOSE_WAIT: Final = 5.0
+#: The options :meth:`MaxaClient.from_env` reads, and their variables.
+_ENVIRONMENT_OPTIONS: Final = {
+    "base_url": "MAXA_BASE_URL",
+    "redis_url": "MAXA_REDIS_URL",
+    "ca_bundle": "MAXA_CA_BUNDLE",
+    "proxy": "MAXA_PROXY",
+    "fleet_rate_limit": "MAXA_FLEET_RATE_LIMIT",
+}
+_DEFAULT_OPTIONS: Final = ClientOptions()
 
 
 class _Unset:
@@ -81,7 +92,8 @@ _UNSET: Final = _Unset()
 class MaxaClient:
     """An asyncio client for the seven MAXA operations.
 
-    Keyword options:
+    Keyword options (or all of them at once: ``options=``, a :class:`ClientOptions`;
+    each is checked there, and a bad one raises :class:`ConfigError` naming it):
         base_url: the DITAS gateway (https; plain http only to loopback).
         max_concurrency: the most MAXA requests in flight (and the connection pool size).
         timeout: per-attempt :class:`Timeout`, or a number of seconds.
@@ -104,6 +116,9 @@ class MaxaClient:
         trust_env: take the proxy from ``HTTPS_PROXY``/``HTTP_PROXY`` and ``NO_PROXY``.
         token_store: where the token lives (process memory by default).
         rate_gate: a rate budget shared with other clients or processes (see fleet mode).
+        fleet: fleet mode with a :class:`maxa_async.fleet.Fleet` of yours, used as it is:
+            its token store and rate gate (unless ``token_store``/``rate_gate`` are given),
+            its stats under ``stats.as_dict()["fleet"]``; not with ``redis_url``.
         redis_url: fleet mode: share the token and the rate budget with every process
             using the same Redis and account (needs the ``redis`` extra); also read from
             ``MAXA_REDIS_URL`` by :meth:`from_env`.
@@ -126,6 +141,7 @@ class MaxaClient:
         self,
         credentials: Credentials,
         *,
+        options: ClientOptions | None = None,
         base_url: str = DEFAULT_BASE_URL,
         max_concurrency: int = 64,
         timeout: Timeout | float | None = None,
@@ -143,6 +159,7 @@ class MaxaClient:
         trust_env: bool = False,
         token_store: TokenStore | None = None,
         rate_gate: RateGate | None = None,
+        fleet: Fleet | None = None,
         redis_url: str | None = None,
         fleet_rate_limit: float | None = None,
         fleet_options: Mapping[str, Any] | None = None,
@@ -156,77 +173,93 @@ class MaxaClient:
             raise InvalidInputError(
                 "credentials", f"must be maxa.Credentials, got {type(credentials).__name__}"
             )
-        if isinstance(max_concurrency, bool) or not isinstance(max_concurrency, int):
-            raise InvalidInputError("max_concurrency", "must be an int")
-        if not 1 <= max_concurrency <= 10_000:
-            raise InvalidInputError("max_concurrency", "must be between 1 and 10000")
-        timeout = Timeout() if timeout is None else _check_timeout(timeout)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise InvalidInputError("retry", "must be a maxa.RetryPolicy or None")
-        if retry_budget is not None and not isinstance(retry_budget, RetryBudget):
-            raise InvalidInputError("retry_budget", "must be a maxa.RetryBudget or None")
-        if not isinstance(ssl, bool | ssl_module.SSLContext):
-            raise InvalidInputError("ssl", "must be True, False or an ssl.SSLContext")
-        if ca_bundle is not None:
-            ssl = _context_from_ca_bundle(ca_bundle, ssl)
-        if proxy is not None:
-            proxy = _check_proxy(proxy)
-        if not isinstance(trust_env, bool):
-            raise InvalidInputError("trust_env", "must be True or False")
-        if token_store is not None and not isinstance(token_store, TokenStore):
-            raise InvalidInputError("token_store", "must implement maxa.TokenStore")
-        if rate_gate is not None and not isinstance(rate_gate, RateGate):
-            raise InvalidInputError("rate_gate", "must implement the RateGate protocol")
-        self._base_url = check_base_url(base_url)
-        self._credentials = credentials
-        self._retry = retry or RetryPolicy()
-        self._budget = retry_budget
-        self._coalesce = coalesce
-        if cache is not None and not isinstance(cache, ResponseCache):
-            raise InvalidInputError("cache", "must be a maxa.ResponseCache or None")
-        self._cache = cache
-        self._rng = random.Random()
-        self.stats = ClientStats()
-        self._limiter = Limiter(
-            max_concurrency,
+        keywords = ClientOptions(
+            base_url=base_url,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            retry=retry,
+            retry_budget=retry_budget,
             adaptive=adaptive,
             rate_limit=rate_limit,
             fail_fast=fail_fast,
+            coalesce=coalesce,
+            cache=cache,
+            session=session,
+            ssl=ssl,
+            ca_bundle=ca_bundle,
+            proxy=proxy,
+            trust_env=trust_env,
+            token_store=token_store,
+            rate_gate=rate_gate,
+            fleet=fleet,
+            redis_url=redis_url,
+            fleet_rate_limit=fleet_rate_limit,
+            fleet_options=fleet_options,
+            refresh_fraction=refresh_fraction,
             latency_tolerance=latency_tolerance,
+            on_request=on_request,
+            on_response=on_response,
+            max_response_bytes=max_response_bytes,
         )
-        if redis_url is not None:
+        if options is None:
+            options = keywords
+        elif not isinstance(options, ClientOptions):
+            raise ConfigError("options", "must be a maxa.ClientOptions or None")
+        else:
+            _refuse_keywords_besides_options(keywords)
+        self._options = options
+        tls = options.ssl
+        if options.ca_bundle is not None:
+            tls = ssl_context_from(options.ca_bundle, options.ssl)
+        self._base_url = check_base_url(options.base_url)
+        self._credentials = credentials
+        self._retry = options.retry or RetryPolicy()
+        self._budget = options.retry_budget
+        self._coalesce = options.coalesce
+        self._cache = options.cache
+        self._rng = random.Random()
+        self.stats = ClientStats()
+        self._limiter = Limiter(
+            options.max_concurrency,
+            adaptive=options.adaptive,
+            rate_limit=options.rate_limit,
+            fail_fast=options.fail_fast,
+            latency_tolerance=options.latency_tolerance,
+        )
+        # Fleet mode: the Fleet given, or the one made here from redis_url. The client
+        # keeps it, for its stats and to close it.
+        self._fleet = options.fleet
+        if self._fleet is None and options.redis_url is not None:
             from .fleet import Fleet  # optional dependency: imported only when asked for
 
-            fleet = Fleet(
-                redis_url,
+            self._fleet = Fleet(
+                options.redis_url,
                 credentials=credentials,
-                rate_limit=fleet_rate_limit,
-                **dict(fleet_options or {}),
+                rate_limit=options.fleet_rate_limit,
+                **dict(options.fleet_options or {}),
             )
-            token_store = token_store or fleet.token_store
-            rate_gate = rate_gate or fleet.rate_gate
-        for part in (token_store, rate_gate):
-            owner = getattr(part, "fleet", None)
-            if owner is not None:
-                self.stats.fleet = owner.stats
-                break
-        self._gate = rate_gate
+        store, gate = options.token_store, options.rate_gate
+        if self._fleet is not None:
+            store = self._fleet.token_store if store is None else store
+            gate = self._fleet.rate_gate if gate is None else gate
+            self.stats.fleet = self._fleet.stats
+        self._gate = gate
         self.stats.limiter = self._limiter.state
         self._transport = AiohttpTransport(
             self._base_url,
-            pool_size=max_concurrency,
-            timeout=timeout,
-            session=session,
-            ssl=ssl,
-            proxy=proxy,
-            trust_env=trust_env,
-            max_response_bytes=max_response_bytes,
+            pool_size=options.max_concurrency,
+            timeout=options.timeout,
+            session=options.session,
+            ssl=tls,
+            proxy=options.proxy,
+            trust_env=options.trust_env,
+            max_response_bytes=options.max_response_bytes,
         )
         self._tokens = TokenManager(
             credentials,
             self._send_grant,
-            store=token_store,
-            refresh_fraction=refresh_fraction,
+            store=store,
+            refresh_fraction=options.refresh_fraction,
             on_grant=self.stats.record_grant,
         )
         self._pending: dict[tuple[str, bytes], asyncio.Future[Any] | None] = {}
@@ -239,26 +272,41 @@ class MaxaClient:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **options: Any) -> MaxaClient:
-        """Credentials from ``MAXA_*`` (see :meth:`Credentials.from_env`), ``MAXA_BASE_URL``
-        and ``MAXA_REDIS_URL`` when set; keyword options as for the constructor win."""
+        """Credentials from ``MAXA_*`` (see :meth:`Credentials.from_env`); ``MAXA_BASE_URL``,
+        ``MAXA_REDIS_URL``, ``MAXA_FLEET_RATE_LIMIT``, ``MAXA_CA_BUNDLE`` and ``MAXA_PROXY``
+        when set. Keyword options as for the constructor win (a ``fleet`` given wins over
+        the fleet variables); with ``options=``, the variables fill in only what those
+        options leave at the default."""
         env = os.environ if environ is None else environ
-        if env.get("MAXA_BASE_URL", "").strip():
-            options.setdefault("base_url", env["MAXA_BASE_URL"].strip())
-        if env.get("MAXA_REDIS_URL", "").strip():
-            options.setdefault("redis_url", env["MAXA_REDIS_URL"].strip())
-        if env.get("MAXA_CA_BUNDLE", "").strip():
-            options.setdefault("ca_bundle", env["MAXA_CA_BUNDLE"].strip())
-        if env.get("MAXA_PROXY", "").strip():
-            options.setdefault("proxy", env["MAXA_PROXY"].strip())
-        raw_rate = env.get("MAXA_FLEET_RATE_LIMIT", "").strip()
-        if raw_rate:
+        found: dict[str, Any] = {}
+        for name, variable in _ENVIRONMENT_OPTIONS.items():
+            if env.get(variable, "").strip():
+                found[name] = env[variable].strip()
+        if "fleet_rate_limit" in found:
             try:
-                rate = float(raw_rate)
+                found["fleet_rate_limit"] = float(found["fleet_rate_limit"])
             except ValueError:
-                raise InvalidInputError(
+                raise ConfigError(
                     "MAXA_FLEET_RATE_LIMIT", "must be a number of requests/second"
                 ) from None
-            options.setdefault("fleet_rate_limit", rate)
+        whole = options.get("options")
+        if isinstance(whole, ClientOptions):
+            # The environment fills in what the options given leave at the default.
+            found = {
+                name: value
+                for name, value in found.items()
+                if getattr(whole, name) == getattr(_DEFAULT_OPTIONS, name)
+            }
+            if whole.fleet is not None:  # a Fleet given wins over the fleet variables
+                found.pop("redis_url", None)
+                found.pop("fleet_rate_limit", None)
+            options["options"] = attrs.evolve(whole, **found)
+        else:
+            if options.get("fleet") is not None:
+                found.pop("redis_url", None)
+                found.pop("fleet_rate_limit", None)
+            for name, value in found.items():
+                options.setdefault(name, value)
         return cls(Credentials.from_env(env), **options)
 
     # ------------------------------------------------------------------ lifecycle
@@ -296,11 +344,20 @@ class MaxaClient:
                 await asyncio.wait_for(self._life.all_left.wait(), _CLOSE_WAIT)
         await self._tokens.aclose()
         await self._transport.close()
+        if self._life.parts_closed:
+            return
+        self._life.parts_closed = True  # the store, gate and fleet are closed once
+        await self._tokens.store.aclose()
         if self._gate is not None:
             await self._gate.aclose()
-        closer = getattr(self._tokens.store, "aclose", None)
-        if closer is not None:
-            await closer()
+        if self._fleet is not None:
+            await self._fleet.aclose()
+
+    @property
+    def options(self) -> ClientOptions:
+        """The options this client was made with (a view made by :meth:`with_options`
+        shares them; the per-call options it was given are its own)."""
+        return self._options
 
     @property
     def base_url(self) -> str:
@@ -336,7 +393,7 @@ class MaxaClient:
         """
         view = copy.copy(self)
         if timeout is not None:
-            view._attempt_timeout = _check_timeout(timeout).request
+            view._attempt_timeout = timeout_from(timeout).request
         if retry is not None:
             if not isinstance(retry, RetryPolicy):
                 raise InvalidInputError("retry", "must be a maxa.RetryPolicy")
@@ -766,6 +823,7 @@ class _Life:
     closed: bool = False
     all_left: asyncio.Event | None = None  # set when the calls aclose() ended have left
     keep_open: asyncio.Task[Any] | None = None  # the task closing, if it is a call's
+    parts_closed: bool = False  # the token store, rate gate and fleet, closed once
     numbers: Iterator[int] = attrs.field(factory=lambda: itertools.count(1))  # of calls
 
 
@@ -783,42 +841,11 @@ class _CallRecord:
     retried: tuple[MaxaError, ...] = ()  # what made it send again, in order
 
 
-def _check_timeout(timeout: object) -> Timeout:
-    if isinstance(timeout, Timeout):
-        return timeout
-    if (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
-        raise InvalidInputError("timeout", "must be a Timeout or a positive number")
-    return Timeout(request=float(timeout), connect=min(10.0, float(timeout)))
-
-
-def _context_from_ca_bundle(
-    ca_bundle: str | os.PathLike[str], ssl: ssl_module.SSLContext | bool
-) -> ssl_module.SSLContext:
-    if ssl is not True:
-        raise InvalidInputError("ca_bundle", "give either ca_bundle or ssl, not both")
-    path = os.fspath(ca_bundle)
-    if not os.path.isfile(path):
-        raise InvalidInputError("ca_bundle", f"no such file: {path!r}")
-    try:
-        return ssl_module.create_default_context(cafile=path)
-    except (ssl_module.SSLError, OSError, ValueError) as exc:
-        raise InvalidInputError(
-            "ca_bundle", f"not a readable PEM file of CA certificates: {exc}"
-        ) from None
-
-
-def _check_proxy(proxy: object) -> str:
-    if not isinstance(proxy, str) or not proxy.strip():
-        raise InvalidInputError("proxy", "must be a URL such as http://proxy.internal:3128")
-    url = URL(proxy.strip())
-    if url.scheme not in ("http", "https") or not url.host:
-        raise InvalidInputError("proxy", "must be an http:// or https:// URL with a host")
-    return str(url)
+def _refuse_keywords_besides_options(keywords: ClientOptions) -> None:
+    """``options=`` holds every option: a keyword option set as well is a mistake."""
+    for field in attrs.fields(ClientOptions):
+        if getattr(keywords, field.name) != getattr(_DEFAULT_OPTIONS, field.name):
+            raise ConfigError(field.name, "give either options= or keyword options, not both")
 
 
 def _fail_followers(shared: asyncio.Future[Any] | None, exc: BaseException) -> None:

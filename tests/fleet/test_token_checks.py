@@ -170,6 +170,9 @@ class _PlantedStore:
 
         return MemoryTokenStore().refresh_lease()
 
+    async def aclose(self) -> None:
+        """Nothing to release (the TokenStore protocol asks for it)."""
+
 
 @pytest.mark.parametrize(
     "planted",
