@@ -53,8 +53,8 @@ __all__ = ["Instrumentation", "instrument", "retry_cause"]
 
 _GET_OPERATIONS = frozenset({"Terminology"})  # the guide's one GET
 
-#: Calls whose send times are kept at once (more only when calls are cancelled, which
-#: never report: the oldest is forgotten, and its span has no attempt events).
+#: At most this many calls' send times are kept: a cancelled call never reports, so
+#: past it the oldest are forgotten (a call forgotten so gets no attempt events).
 _MAX_TRACKED: Final = 4096
 
 #: What the transport says when an attempt ran out of time (TransportError has no flag).
