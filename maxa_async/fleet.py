@@ -4,7 +4,7 @@ one rate budget through Redis.
 ::
 
     fleet = Fleet("redis://cache:6379/0", credentials=creds, rate_limit=380)
-    client = MaxaClient(creds, token_store=fleet.token_store, rate_gate=fleet.rate_gate)
+    client = MaxaClient(creds, fleet=fleet)  # its token store, rate gate and stats
     # the same, shorter: MaxaClient(creds, redis_url="redis://...", fleet_rate_limit=380)
 
 Keys, all under one prefix per account (``maxa:{<hash of client id, user, pid>}`` unless
