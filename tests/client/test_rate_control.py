@@ -204,7 +204,7 @@ def test_an_announced_budget_is_the_pace() -> None:
     pacer = Pacer()
     pacer.sent(0.0)
     pacer.admitted(0.0, 0.01, Budget(rate=250.0, remaining=40))
-    assert pacer.rate(0.02) == pytest.approx(0.98 * 250)  # before any refusal
+    assert pacer.rate(0.02) == pytest.approx(0.99 * 250)  # before any refusal
     pacer.admitted(0.02, 0.03, Budget(rate=250.0, remaining=0, reset=0.5))
     assert pacer.ready_at(0.031) == pytest.approx(0.034)  # nothing left: one interval
 
