@@ -112,6 +112,7 @@ async def ordered(
     needs_worker: Callable[[P], bool] = _always,
     window: int,
     workers: int,
+    may_grow: Callable[[], bool] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> AsyncGenerator[ValidationOutcome, None]:
     """One outcome per item, in input order (see the module docstring).
@@ -119,6 +120,9 @@ async def ordered(
     ``workers`` bounds the tasks of the pooled phase (0: never pooled, every ``later`` is
     awaited in turn); ``window`` bounds how far they take items ahead of the consumer.
     ``needs_worker(pending)`` is False for ``later`` work best awaited in turn.
+    ``may_grow()``, if given, must also say yes before another worker starts (the client:
+    only while its limiter has a slot no worker claims, so workers waiting out a
+    Retry-After, holding no slot, are replaced, and workers never queue for slots).
     ``progress`` is called with the count of outcomes yielded so far.
     """
     done = 0
@@ -155,7 +159,17 @@ async def ordered(
         if handoff is None and source is None:
             return
 
-    pool = _Pool(plain, source, now, later, needs_worker, handoff, window=window, workers=workers)
+    pool = _Pool(
+        plain,
+        source,
+        now,
+        later,
+        needs_worker,
+        handoff,
+        window=window,
+        workers=workers,
+        may_grow=may_grow,
+    )
     ready = pool.ready
     try:
         while True:
@@ -209,8 +223,10 @@ class _Pool(Generic[P]):
         *,
         window: int,
         workers: int,
+        may_grow: Callable[[], bool] | None = None,
     ) -> None:
         self._plain = plain
+        self._may_grow = may_grow
         self._source = source
         self._take_lock = asyncio.Lock() if source is not None else None
         self._now = now
@@ -296,6 +312,7 @@ class _Pool(Generic[P]):
                         and self._alive < self._max_workers
                         and not self._exhausted
                         and self._needs_worker(answer)
+                        and (self._may_grow is None or self._may_grow())
                     ):
                         self._spawn()
                     try:

@@ -71,6 +71,9 @@ _MAX_401_REPLAYS: Final = 3
 _SHORT_RETRY_AFTER: Final = 1.0
 #: How long aclose() waits for the calls it ended to leave.
 _CLOSE_WAIT: Final = 5.0
+#: validate_many's workers at most, per slot of max_concurrency: room for those waiting
+#: out a short Retry-After (they hold no slot) to be replaced.
+_WORKERS_PER_SLOT: Final = 4
 #: The options :meth:`MaxaClient.from_env` reads, and their variables.
 _ENVIRONMENT_OPTIONS: Final = {
     "base_url": "MAXA_BASE_URL",
@@ -477,14 +480,23 @@ class MaxaClient:
             isinstance(window, bool) or not isinstance(window, int) or window < 1
         ):
             raise InvalidInputError("window", "must be an int >= 1 (or None)")
-        workers = self._limiter.max_concurrency
+        concurrency = self._limiter.max_concurrency
+        limiter = self._limiter
         answers = _OnlineAnswers(self)
+
+        def may_grow() -> bool:
+            # One more worker only for a slot that no call holds or waits for (the one
+            # about to start included): a worker waiting out its Retry-After holds none,
+            # and is replaced; workers never queue for slots.
+            return limiter.in_flight + limiter.waiting + 1 < limiter.limit
+
         return ordered(
             items,
             answers.now,
             answers.later,
-            window=window or 16 * workers,
-            workers=workers,
+            window=window or 16 * concurrency,
+            workers=_WORKERS_PER_SLOT * concurrency,
+            may_grow=may_grow,
             progress=progress,
         )
 

@@ -418,12 +418,12 @@ async def test_a_six_hour_quota_stops_the_client_after_its_first_429() -> None:
         with pytest.raises(maxa.RateLimitedError) as info:
             await client.terminology(*RELIGION)
         assert time.monotonic() - started < 60.0  # at once, not after hours
-    # The first sends went out at once (the initial concurrency of 8, one more for each
-    # success before the first 429 came back); the quota admitted 5 and the first 429
-    # stopped everything: no item was sent twice, nothing was sent after it.
+    # The first sends went out at once (the initial concurrency of 8, and about one more
+    # for each answer before the first 429 came back); the quota admitted 5 and the first
+    # 429 stopped everything: a handful of the 40 items were sent, none twice.
     assert sum(o.ok for o in outcomes) == 5
     sent = gw.stats.requests_by_operation["ValidateCts"]
-    assert INITIAL_CONCURRENCY <= sent <= INITIAL_CONCURRENCY + 5
+    assert INITIAL_CONCURRENCY <= sent <= 2 * INITIAL_CONCURRENCY
     assert gw.stats.rate_limited == sent - 5
     assert sent_after == gw.stats.requests
     assert info.value.retry_after is not None and info.value.retry_after > 6 * 3600 - 60

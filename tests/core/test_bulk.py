@@ -359,3 +359,30 @@ async def test_later_work_in_turn_starts_no_worker_in_the_pooled_phase(
         answers.gate(item).set()
     outcomes = await consumer
     assert [o.item for o in outcomes] == [0, 1, 2]
+
+
+async def test_may_grow_must_agree_before_another_worker_starts() -> None:
+    # The client's may_grow says yes only while its limiter has a slot nobody holds: a
+    # worker waiting out a Retry-After holds none and is replaced; otherwise no more start.
+    room = [2]  # workers may_grow still allows
+
+    def may_grow() -> bool:
+        if room[0] <= 0:
+            return False
+        room[0] -= 1
+        return True
+
+    answers = Gated()
+    run = ordered(range(10), answers.now, answers.later, window=10, workers=8, may_grow=may_grow)
+    consumer = asyncio.ensure_future(_collect(run))
+    await _settle()
+    assert answers.most_running == 3  # the first worker and the two may_grow allowed
+    room[0] = 1  # a slot came free (a caller is waiting out its Retry-After)
+    answers.gate(0).set()  # the first worker takes the next item: may_grow is asked again
+    await _settle()
+    assert answers.running == 4
+    for item in range(10):
+        answers.gate(item).set()
+    outcomes = await consumer
+    assert [o.item for o in outcomes] == list(range(10))
+    assert answers.most_running == 4  # never more than may_grow allowed, under workers=8
