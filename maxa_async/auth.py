@@ -31,7 +31,6 @@ import collections
 import contextlib
 import copy
 import logging
-import math
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -47,6 +46,7 @@ from .models import Credentials, Token
 from .oauth import TokenRequest, parse_token_response, password_grant, refresh_grant
 from .operations import request_headers
 from .retry import RetryPolicy
+from .retry import finite_number as _finite
 from .stats import ClientStats
 
 __all__ = [
@@ -66,10 +66,6 @@ _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 GrantSender = Callable[[TokenRequest], Awaitable[tuple[int, Mapping[str, str], bytes]]]
 
 _WINDOW: Final = 60.0  # seconds over which GrantPolicy.max_grants_per_minute counts
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 #: A grant round's own retries: every caller that needs a token waits on the round, so they

@@ -293,6 +293,10 @@ class MaxaClient:
                     "MAXA_FLEET_RATE_LIMIT", "must be a number of requests/second"
                 ) from None
         whole = options.get("options")
+        fleet = whole.fleet if isinstance(whole, ClientOptions) else options.get("fleet")
+        if fleet is not None:  # a Fleet given wins over the fleet variables
+            found.pop("redis_url", None)
+            found.pop("fleet_rate_limit", None)
         if isinstance(whole, ClientOptions):
             # The environment fills in what the options given leave at the default.
             found = {
@@ -300,14 +304,8 @@ class MaxaClient:
                 for name, value in found.items()
                 if getattr(whole, name) == getattr(_DEFAULT_OPTIONS, name)
             }
-            if whole.fleet is not None:  # a Fleet given wins over the fleet variables
-                found.pop("redis_url", None)
-                found.pop("fleet_rate_limit", None)
             options["options"] = attrs.evolve(whole, **found)
         else:
-            if options.get("fleet") is not None:
-                found.pop("redis_url", None)
-                found.pop("fleet_rate_limit", None)
             for name, value in found.items():
                 options.setdefault(name, value)
         return cls(Credentials.from_env(env), **options)

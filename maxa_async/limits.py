@@ -22,9 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Final, Protocol, runtime_checkable
 
-from .errors import RateLimitedError
+from .errors import ClientLimitError, RateLimitedError
 from .pacer import Budget, Pacer
 from .retry import RetryBudget, RetryPolicy, Timeout
+from .retry import finite_number as _finite
 
 __all__ = [
     "ConcurrencyBound",
@@ -58,11 +59,6 @@ class RateGate(Protocol):
 
     async def aclose(self) -> None:
         """Release connections."""
-
-
-def _finite(value: object) -> bool:
-    """A real number (not a bool, not NaN or infinite): what every limit here must be."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 _DECREASE_FACTOR: Final = 0.9  # on a refusal: gentle, since the pacer handles the rate
@@ -337,10 +333,8 @@ class Limiter:
         started = self._clock()
         if not self.bound.try_take():
             if self.fail_fast:
-                raise RateLimitedError(
-                    f"client-side concurrency limit reached ({self.limit} in flight)",
-                    status=None,
-                    retryable=False,
+                raise ClientLimitError(
+                    f"client-side concurrency limit reached ({self.limit} in flight)"
                 )
             await self.bound.take()
         now = self._clock()

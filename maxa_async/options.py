@@ -15,7 +15,6 @@ Messages never echo a URL (``base_url``, ``proxy``, ``redis_url``): it may carry
 
 from __future__ import annotations
 
-import math
 import os
 import ssl as ssl_module
 import urllib.parse
@@ -32,6 +31,7 @@ from .errors import ConfigError, InvalidInputError
 from .events import RequestEvent, ResponseEvent
 from .limits import RateGate
 from .retry import RetryBudget, RetryPolicy, Timeout
+from .retry import finite_number as _finite
 from .transport import check_base_url, response_limits
 
 if TYPE_CHECKING:
@@ -53,10 +53,6 @@ Validator = Callable[[object, "attrs.Attribute[Any]", Any], None]
 
 
 # -- small checks, each naming the option it checks ---------------------------------------------
-
-
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _reraised(check: Callable[[Any], object]) -> Validator:

@@ -28,8 +28,9 @@ def _retryable(error: MaxaError) -> bool:
     return error.retryable
 
 
-def _finite(value: object) -> bool:
-    """A real number (not a bool, not NaN or infinite): what every limit here must be."""
+def finite_number(value: object) -> bool:
+    """A real number (not a bool, not NaN or infinite): what every limit and setting of
+    the library must be (the one check, shared by the limiter, grants and options)."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -43,7 +44,7 @@ class Timeout:
     def __attrs_post_init__(self) -> None:
         for name in ("connect", "request"):
             value = getattr(self, name)
-            if not _finite(value) or value <= 0:
+            if not finite_number(value) or value <= 0:
                 raise ConfigError(f"Timeout.{name}", f"must be a positive number, got {value!r}")
 
 
@@ -76,13 +77,13 @@ class RetryPolicy:
         attempts = self.attempts
         if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
             raise ConfigError("RetryPolicy.attempts", f"must be an int >= 1, got {attempts!r}")
-        if not _finite(self.deadline) or self.deadline <= 0:
+        if not finite_number(self.deadline) or self.deadline <= 0:
             raise ConfigError(
                 "RetryPolicy.deadline", f"must be positive seconds, got {self.deadline!r}"
             )
         for name in ("base_delay", "max_delay", "max_retry_after"):
             value = getattr(self, name)
-            if not _finite(value) or value < 0:
+            if not finite_number(value) or value < 0:
                 raise ConfigError(f"RetryPolicy.{name}", f"must be a number >= 0, got {value!r}")
         if not callable(self.retry_on):
             raise ConfigError("RetryPolicy.retry_on", "must be callable")
@@ -149,11 +150,11 @@ class RetryBudget:
     def __attrs_post_init__(self) -> None:
         for name in ("capacity", "retry_cost", "timeout_cost", "success_refund"):
             value = getattr(self, name)
-            if not _finite(value) or value < 0:
+            if not finite_number(value) or value < 0:
                 raise ConfigError(f"RetryBudget.{name}", f"must be a number >= 0, got {value!r}")
         if self.tokens is None:
             self.tokens = self.capacity
-        elif not _finite(self.tokens) or self.tokens < 0:
+        elif not finite_number(self.tokens) or self.tokens < 0:
             raise ConfigError("RetryBudget.tokens", f"must be a number >= 0, got {self.tokens!r}")
 
     def try_spend(self, error: MaxaError) -> bool:

@@ -128,6 +128,7 @@ async def test_fail_fast_refuses_instead_of_queueing(make_client, gateway):
             client.terminology(*RELIGION), client.terminology(*RELIGION), return_exceptions=True
         )
     assert sum(isinstance(r, maxa.RateLimitedError) for r in results) == 1
+    assert sum(isinstance(r, maxa.ClientLimitError) for r in results) == 1  # not the gateway's
     assert sum(r == "اسلام" for r in results) == 1
     assert client.limiter.in_flight == 0
 

@@ -66,3 +66,15 @@ async def test_redis_url_still_makes_the_fleet(redis_url: str) -> None:
             assert await peek.exists("maxa:test-options:token") == 1
         finally:
             await peek.aclose()
+
+
+def test_fleet_options_names_every_option_of_fleet_the_client_does_not_set() -> None:
+    # ClientOptions checks fleet_options against this list: it must follow Fleet's
+    # signature (the client sets redis_url, credentials and rate_limit itself).
+    import inspect
+
+    from maxa_async.fleet import Fleet
+    from maxa_async.options import FLEET_OPTION_NAMES
+
+    parameters = set(inspect.signature(Fleet).parameters)
+    assert parameters - {"redis_url", "credentials", "rate_limit"} == FLEET_OPTION_NAMES
