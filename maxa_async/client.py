@@ -674,6 +674,7 @@ class MaxaClient:
             rate_limited = False
             retry_after: float | None = None
             budget: Budget | None = None
+            attempt_answered = False
             error: MaxaError
             try:
                 if self._life.closed:
@@ -710,6 +711,7 @@ class MaxaClient:
                 else:
                     elapsed = clock() - sent_at
                     answered[status] = answered.get(status, 0) + 1
+                    attempt_answered = True
                     record.status = status
                     record.request_id = header(headers, "requestId")
                     if log.isEnabledFor(logging.DEBUG):
@@ -738,6 +740,8 @@ class MaxaClient:
                 limiter.release(
                     sent_at, latency, rate_limited, retry_after=retry_after, budget=budget
                 )
+                if self._gate is not None and attempt_answered:
+                    self._gate.observe(rate_limited, retry_after)
 
             # Failures only from here: the hot path above has left the loop.
             if (

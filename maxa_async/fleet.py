@@ -600,6 +600,9 @@ class RedisRateGate:
         self.wait_total += seconds
         await asyncio.sleep(seconds)
 
+    def observe(self, rate_limited: bool, retry_after: float | None) -> None:
+        """A fixed budget learns nothing from answers."""
+
     async def cool_down(self, seconds: float) -> None:
         ms = math.ceil(seconds * 1000)
         if ms <= 0:

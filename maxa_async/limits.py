@@ -44,8 +44,9 @@ Clock = Callable[[], float]
 class RateGate(Protocol):
     """A rate budget shared beyond one client (e.g. a fleet of processes through Redis).
 
-    The client asks it before every MAXA send, after taking a local slot, and tells it
-    about every 429 that carried a Retry-After. Adaptive concurrency stays per client.
+    The client asks it before every MAXA send, after taking a local slot, tells it what
+    each answer said (``observe``), and tells it about every long Retry-After
+    (``cool_down``). Adaptive concurrency stays per client.
     """
 
     async def acquire(self, deadline: float | None) -> None:
@@ -53,6 +54,10 @@ class RateGate(Protocol):
 
         ``deadline`` is on ``time.monotonic()``; raise RateLimitedError rather than
         wait past it."""
+
+    def observe(self, rate_limited: bool, retry_after: float | None) -> None:
+        """An answer came (a 429 when ``rate_limited``): a gate that learns the shared
+        pace counts it. Called on the hot path: it must not block."""
 
     async def cool_down(self, seconds: float) -> None:
         """Pause every member of the budget for ``seconds``."""
