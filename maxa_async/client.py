@@ -26,6 +26,7 @@ from collections.abc import (
     Iterable,
     Iterator,
     Mapping,
+    Sequence,
 )
 from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 
@@ -56,6 +57,8 @@ from .stats import ClientStats
 from .transport import AiohttpTransport, check_base_url
 
 if TYPE_CHECKING:
+    from aiohttp import ClientMiddlewareType
+
     from .fleet import Fleet
 
 __all__ = ["DEFAULT_BASE_URL", "MaxaClient", "ValidationOutcome"]  # the outcome: from models
@@ -138,6 +141,9 @@ class MaxaClient:
             of the best seen (e.g. 3.0; None, the default: latency does not steer it).
         max_response_bytes: the largest answer body read, one number for every operation
             or ``{wire name: bytes}`` for some (defaults: ``operations.MAX_RESPONSE_BYTES``).
+        middlewares: aiohttp client middlewares (aiohttp 3.12+) for the session the client
+            makes: they see every request, token grants (credentials) included; not with
+            ``session`` (give them to your session).
     """
 
     def __init__(
@@ -171,6 +177,7 @@ class MaxaClient:
         on_request: Callable[[RequestEvent], None] | None = None,
         on_response: Callable[[ResponseEvent], None] | None = None,
         max_response_bytes: int | Mapping[str, int] | None = None,
+        middlewares: Sequence[ClientMiddlewareType] | None = None,
     ) -> None:
         if not isinstance(credentials, Credentials):
             raise InvalidInputError(
@@ -203,6 +210,7 @@ class MaxaClient:
             on_request=on_request,
             on_response=on_response,
             max_response_bytes=max_response_bytes,
+            middlewares=middlewares,
         )
         if options is None:
             options = keywords
@@ -257,6 +265,7 @@ class MaxaClient:
             proxy=options.proxy,
             trust_env=options.trust_env,
             max_response_bytes=options.max_response_bytes,
+            middlewares=options.middlewares,
         )
         self._tokens = TokenManager(
             credentials,

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import ssl as ssl_module
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
@@ -35,6 +35,8 @@ from .retry import finite_number as _finite
 from .transport import check_base_url, response_limits
 
 if TYPE_CHECKING:
+    from aiohttp import ClientMiddlewareType
+
     from .fleet import Fleet
 
 __all__ = ["DEFAULT_BASE_URL", "FLEET_OPTION_NAMES", "ClientOptions"]
@@ -192,6 +194,32 @@ def proxy_from(value: str | None) -> str | None:
     return str(url)
 
 
+def middlewares_from(
+    value: Sequence[ClientMiddlewareType] | None,
+) -> tuple[ClientMiddlewareType, ...]:
+    """aiohttp client middlewares as a tuple (the options do not change when the caller's
+    list does); each must be callable, and the installed aiohttp must have them."""
+    if value is None:
+        return ()
+    if callable(value) or isinstance(value, str | bytes) or not isinstance(value, Sequence):
+        raise ConfigError("middlewares", "must be a list or tuple of aiohttp client middlewares")
+    middlewares = tuple(value)
+    for index, middleware in enumerate(middlewares):
+        if not callable(middleware):
+            raise ConfigError(
+                f"middlewares[{index}]",
+                "must be an aiohttp client middleware, an async callable "
+                f"(request, handler) -> response; got {type(middleware).__name__}",
+            )
+    if middlewares and not hasattr(aiohttp, "ClientMiddlewareType"):
+        raise ConfigError(
+            "middlewares",
+            f"client middlewares need aiohttp >= 3.12 (installed: {aiohttp.__version__}); "
+            "upgrade aiohttp, or use the on_request/on_response hooks",
+        )
+    return middlewares
+
+
 def _fleet_options_from(value: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
     """A copy (the options do not change when the caller's mapping does) of known keys."""
     if value is None:
@@ -225,7 +253,8 @@ class ClientOptions:
 
     Same names, defaults and meanings as the client's keywords (see its docstring), plus
     ``fleet``. ``timeout`` is kept as a :class:`Timeout` (a number of seconds or None is
-    turned into one); ``proxy`` is kept normalised. Build variants with ``attrs.evolve``.
+    turned into one); ``proxy`` is kept normalised; ``middlewares`` is kept as a tuple.
+    Build variants with ``attrs.evolve``.
 
     Fleet mode is either ``fleet`` (a :class:`maxa_async.fleet.Fleet` you made, used as it
     is: its token store, rate gate and stats) or ``redis_url`` (the client makes the Fleet,
@@ -292,10 +321,20 @@ class ClientOptions:
     max_response_bytes: int | Mapping[str, int] | None = attrs.field(
         default=None, validator=_reraised(response_limits)
     )
+    middlewares: tuple[ClientMiddlewareType, ...] = attrs.field(
+        default=(), converter=middlewares_from
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.ca_bundle is not None and self.ssl is not True:
             raise ConfigError("ca_bundle", "give either ca_bundle or ssl, not both")
+        if self.middlewares and self.session is not None:
+            # The session is the caller's: its middlewares are set where it is made.
+            raise ConfigError(
+                "middlewares",
+                "give middlewares to your own session (aiohttp.ClientSession(middlewares=...)),"
+                " not with session=",
+            )
         if self.fleet is not None:
             for name in ("redis_url", "fleet_rate_limit", "fleet_options"):
                 if getattr(self, name) is not None:

@@ -34,8 +34,8 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl as ssl_module
-from collections.abc import Mapping
-from typing import Any, Final
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
 from multidict import CIMultiDictProxy
@@ -52,6 +52,9 @@ from .errors import (
 )
 from .limits import Timeout
 from .operations import MAX_RESPONSE_BYTES
+
+if TYPE_CHECKING:
+    from aiohttp import ClientMiddlewareType
 
 __all__ = ["USER_AGENT", "AiohttpTransport", "check_base_url", "response_limits"]
 
@@ -203,9 +206,13 @@ class AiohttpTransport:
         max_response_bytes: int | Mapping[str, int] | None = None,
         proxy: str | None = None,
         trust_env: bool = False,
+        middlewares: Sequence[ClientMiddlewareType] = (),
     ) -> None:
         self._base_url = base_url
         self._trust_env = trust_env
+        # aiohttp client middlewares (3.12+), for the session made here; a caller's session
+        # has its own (ClientOptions refuses both at once).
+        self._middlewares = tuple(middlewares)
         self._body_limits = response_limits(max_response_bytes)
         # An operation not in the table (none today) gets a list operation's ceiling.
         self._fallback_limit = self._body_limits["TerminologyVersions"]
@@ -246,6 +253,10 @@ class AiohttpTransport:
         self._loop = asyncio.get_running_loop()
         if self._session is not None:
             return
+        # Only when given: an aiohttp older than 3.12 has no such keyword.
+        middlewares: dict[str, Any] = (
+            {"middlewares": self._middlewares} if self._middlewares else {}
+        )
         connector = aiohttp.TCPConnector(
             limit=self._pool_size,  # one host, so no per-host limit to count as well
             ttl_dns_cache=300,
@@ -262,6 +273,7 @@ class AiohttpTransport:
             # HTTP(S)_PROXY / NO_PROXY (and .netrc) only when asked: a proxy chosen by the
             # environment must not surprise a caller who did not opt in.
             trust_env=self._trust_env,
+            **middlewares,
         )
 
     async def close(self) -> None:
