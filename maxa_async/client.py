@@ -492,10 +492,10 @@ class MaxaClient:
         answers = _OnlineAnswers(self)
 
         def may_grow() -> bool:
-            # One more worker only for a slot that no call holds or waits for (the one
-            # about to start included): a worker waiting out its Retry-After holds none,
+            # One more worker only for a slot that no call holds or waits for (besides
+            # the one about to start): a worker waiting out its Retry-After holds none,
             # and is replaced; workers never queue for slots.
-            return limiter.in_flight + limiter.waiting + 1 < limiter.limit
+            return limiter.unclaimed > 1
 
         return ordered(
             items,

@@ -129,6 +129,11 @@ class ConcurrencyBound:
     def waiting(self) -> int:
         return len(self._waiters)
 
+    @property
+    def unclaimed(self) -> int:
+        """Slots of the bound that no request holds or waits for."""
+        return self._bound - self._in_flight - len(self._waiters)
+
     def try_take(self) -> bool:
         """Take a slot at once if one is free and nobody is queued."""
         if self._in_flight < self._bound and not self._waiters:
@@ -220,6 +225,10 @@ class Cooldown:
     def remaining(self) -> float:
         return max(0.0, self._until - self._clock())
 
+    def active(self, now: float) -> bool:
+        """Whether the pause lasts past ``now`` (this clock)."""
+        return self._until > now
+
     def extend(self, seconds: float) -> bool:
         """Pause until ``seconds`` from now; True if that extended the pause."""
         now = self._clock()
@@ -299,6 +308,11 @@ class Limiter:
         return self.bound.waiting
 
     @property
+    def unclaimed(self) -> int:
+        """Slots of the current bound that no request holds or waits for."""
+        return self.bound.unclaimed
+
+    @property
     def cooldown_remaining(self) -> float:
         return self.cooldown.remaining
 
@@ -325,7 +339,7 @@ class Limiter:
         """Take a slot at once when nothing asks to wait (no cooldown, no pace, nobody
         queued); the caller then skips :meth:`acquire`."""
         now = self._clock()
-        if self.cooldown.remaining or self.pacer.rate(now) is not None:
+        if self.cooldown.active(now) or self.pacer.paced(now):
             return False
         if self.bound.try_take():
             self.pacer.sent(now)
@@ -344,11 +358,7 @@ class Limiter:
             await self.bound.take()
         now = self._clock()
         slot_wait = now - started
-        if (
-            not self.cooldown.remaining
-            and self.pacer.rate(now) is None
-            and not self._turns.locked()
-        ):
+        if not self.cooldown.active(now) and not self.pacer.paced(now) and not self._turns.locked():
             self.pacer.sent(now)  # nothing to wait for: no turn to take
             return slot_wait
         try:

@@ -44,6 +44,7 @@ from collections.abc import Mapping
 from typing import Final
 
 import attrs
+from multidict import CIMultiDict, CIMultiDictProxy
 
 __all__ = ["Budget", "Pacer", "budget_from_headers"]
 
@@ -89,6 +90,9 @@ class Pacer:
             raise ValueError(f"cap must be positive requests/second, got {cap!r}")
         self.cap = cap
         self.adaptive = adaptive
+        # Nothing is paced (no cap, never refused, no budget announced lately): sends need
+        # no turn and leave no schedule. Set again by rate() whenever it finds no pace.
+        self.quiet = cap is None
         self._tat = 0.0  # GCRA theoretical arrival time of the next send
         self._successes = [0] * _HISTORY
         self._head = 0  # absolute index of the newest history bucket
@@ -138,7 +142,12 @@ class Pacer:
         pace = self._learned(now)
         if self.cap is not None:
             pace = self.cap if pace is None else min(pace, self.cap)
+        self.quiet = pace is None
         return pace
+
+    def paced(self, now: float) -> bool:
+        """Whether sends are paced now (a send must take its turn through ready_at)."""
+        return not self.quiet and self.rate(now) is not None
 
     def _learned(self, now: float) -> float | None:
         if not self.adaptive:
@@ -185,6 +194,8 @@ class Pacer:
 
     def sent(self, now: float) -> None:
         """A send went ``now``."""
+        if self.quiet:
+            return  # no schedule to keep: the first pace starts its own from then
         self._sent_in_step += 1
         interval = 1.0 / (self.rate(now) or _UNPACED)
         # A send whose timer fired late keeps the schedule, so the next ones catch up
@@ -291,6 +302,7 @@ class Pacer:
             # The first refusal: from now on sends are paced, starting from what was
             # admitted over the last second and doubling until refusals say "too fast".
             self._limited = True
+            self.quiet = False
             self._ramping = True
             self._ramp_rate = max(_RAMP_FLOOR, self.delivered(1.0, now))
             self._ramp_step_at = now + _RAMP_STEP
@@ -362,6 +374,7 @@ class Pacer:
             return
         self._announced = budget
         self._announced_at = now
+        self.quiet = not self.adaptive and self.cap is None
         if budget.remaining is not None and budget.remaining <= 0:
             # Nothing left: hold every send for one interval of the announced rate. (Not
             # until the reset: a token bucket's "whole again" is when it is full, long
@@ -397,27 +410,19 @@ def _ietf_params(raw: str | None) -> dict[str, float]:
 def budget_from_headers(headers: Mapping[str, str]) -> Budget | None:
     """The budget a gateway announces, from Spring Cloud Gateway's ``X-RateLimit-*``
     headers or the IETF httpapi draft's ``RateLimit-Policy`` and ``RateLimit``; None
-    when neither family is there (or it is unreadable). ``headers`` is looked up as
-    given (aiohttp's are case-insensitive) and then in lower case."""
-
-    if hasattr(headers, "getall"):  # a multidict (aiohttp's): already case-insensitive
-
-        def get(name: str) -> str | None:
-            return headers.get(name)
-
-    else:
-
-        def get(name: str) -> str | None:
-            return headers.get(name) or headers.get(name.lower())
-
-    rate = _number(get("X-RateLimit-Replenish-Rate"))
-    if rate:
-        remaining = _number(get("X-RateLimit-Remaining"))
-        return Budget(rate=rate, remaining=None if remaining is None else int(remaining))
-    policy = _ietf_params(get("RateLimit-Policy"))
+    when neither family is there (or it is unreadable). Names are case-insensitive."""
+    if not isinstance(headers, CIMultiDictProxy | CIMultiDict):  # aiohttp's are
+        headers = CIMultiDict(headers)
+    replenish = headers.get("X-RateLimit-Replenish-Rate")
+    if replenish is not None:
+        rate = _number(replenish)
+        if rate:
+            remaining = _number(headers.get("X-RateLimit-Remaining"))
+            return Budget(rate=rate, remaining=None if remaining is None else int(remaining))
+    policy = _ietf_params(headers.get("RateLimit-Policy"))
     quota, window = policy.get("q"), policy.get("w")
     if quota and window:
-        state = _ietf_params(get("RateLimit"))
+        state = _ietf_params(headers.get("RateLimit"))
         remaining = state.get("r")
         return Budget(
             rate=quota / window,
