@@ -5,12 +5,14 @@ builds a client from its own words."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import trustme
 
 import maxa_async as maxa
@@ -92,3 +94,32 @@ async def test_the_observability_example_prints_a_span_and_a_scrape(
     assert '"maxa.attempts": 1' in text
     assert 'maxa_requests_total{operation="Terminology"} 1.0' in text
     assert creds.password not in text and creds.client_secret not in text
+
+
+async def test_the_middleware_snippet_audits_every_request(
+    fake_gateway: FakeGateway, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    snippet = _blocks("Per-call options and hooks")[1]
+    creds = fake_gateway.credentials
+    for name, value in {
+        "MAXA_BASE_URL": fake_gateway.base_url,
+        "MAXA_CLIENT_ID": creds.client_id,
+        "MAXA_CLIENT_SECRET": creds.client_secret,
+        "MAXA_USERNAME": creds.username,
+        "MAXA_PASSWORD": creds.password,
+        "MAXA_PID": creds.pid,
+    }.items():
+        monkeypatch.setenv(name, value)
+    caplog.set_level(logging.INFO, logger="audit")
+    namespace: dict[str, object] = {}
+    exec(snippet, namespace)
+    client = namespace["client"]
+    assert isinstance(client, maxa.MaxaClient)
+    async with client:
+        assert await client.terminology("thritaEHR.Religion", "1") == "اسلام"
+    lines = [r.getMessage() for r in caplog.records if r.name == "audit"]
+    assert len(lines) == 2, lines  # the token grant goes through the middleware too
+    assert re.fullmatch(r"/oauth/token 200 requestId=\S{8,}", lines[0])
+    assert re.fullmatch(r"/\S+/Terminology 200 requestId=\S{8,}", lines[1])
+    assert not any(creds.password in line or creds.client_secret in line for line in lines)
+    assert fake_gateway.stats.requests_by_operation["Terminology"] == 1
