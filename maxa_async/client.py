@@ -49,7 +49,7 @@ from .errors import (
 )
 from .events import Hooks, RequestEvent, ResponseEvent
 from .limits import Limiter, RateGate, RetryBudget, RetryPolicy, Timeout
-from .models import CodedText, Credentials, TerminologyVersion, ValidationOutcome
+from .models import CodedText, Credentials, TerminologyVersion, Token, ValidationOutcome
 from .oauth import TokenRequest
 from .options import DEFAULT_BASE_URL, ClientOptions, ssl_context_from, timeout_from
 from .pacer import Budget, budget_from_headers
@@ -278,7 +278,7 @@ class MaxaClient:
         self._calls: set[asyncio.Task[Any]] = set()  # tasks inside _send
         self._closing: set[asyncio.Task[Any]] = set()  # of those, the ones aclose cancelled
         self._life = _Life()  # shared with the views of with_options()
-        self._hooks = Hooks(on_request=on_request, on_response=on_response)
+        self._hooks = Hooks(on_request=options.on_request, on_response=options.on_response)
         self._attempt_timeout: float | None = None  # a view's own per-attempt limit
         self._call_deadline: float | None = None  # a view's limit on a whole call
 
@@ -650,159 +650,176 @@ class MaxaClient:
             cache.put(call.key, result)
         return result
 
-    async def _attempts(self, call: ops.Call[T], record: _CallRecord) -> T:
-        """Send a call until it is answered, or its retry policy gives up."""
-        request = call.request
-        operation = request.operation
-        policy = self._retry
-        limiter = self._limiter
-        stats = self.stats
-        tokens = self._tokens
-        sent, answered = stats.sent, stats.answered  # counts by operation, by status
-        clock = time.monotonic
-        first_sent: float | None = None
-        waited = 0.0  # seconds waiting for slots after the first send: not counted
-        attempt = 0
-        replays_401 = 0
-        while True:
-            if not limiter.try_acquire():
-                # The deadline counts from the first send (or from now, before it): a
-                # cooldown or a pace longer than the call's time fails it at once.
-                queued_from = clock()
-                slot_wait = await limiter.acquire(
-                    (queued_from if first_sent is None else first_sent) + waited + policy.deadline
-                )
-                record.queued += clock() - queued_from
-                stats.queue_wait_total += slot_wait
-                if first_sent is not None:
-                    waited += slot_wait
-            sent_at = clock()
-            if first_sent is None:
-                first_sent = sent_at
-            latency: float | None = None
-            rate_limited = False
-            retry_after: float | None = None
-            budget: Budget | None = None
-            attempt_answered = False
-            error: MaxaError
-            try:
-                if self._life.closed:
-                    raise ClientClosedError("the MaxaClient was closed before this call sent")
-                if self._gate is not None:
-                    await self._gate.acquire(first_sent + waited + policy.deadline)
-                    sent_at = clock()
-                token = tokens.current()
-                if token is None:
-                    token = await tokens.get()
-                    sent_at = clock()
-                attempt += 1
-                record.attempts = attempt
-                sent[operation] = sent.get(operation, 0) + 1
-                send_headers = tokens.headers
-                if self._hooks.on_request is not None:
-                    extra = self._hooks.request(
-                        RequestEvent(operation, attempt, call=record.number)
-                    )
-                    if extra:
-                        send_headers = {**extra, **send_headers}
-                try:
-                    status, headers, body = await self._transport.request(
-                        request.method,
-                        request.path,
-                        send_headers,
-                        request.body,
-                        operation=operation,
-                        attempt_limit=self._attempt_timeout,
-                    )
-                except TransportError as exc:
-                    answered[0] = answered.get(0, 0) + 1  # status 0: no answer
-                    error = exc
-                else:
-                    elapsed = clock() - sent_at
-                    answered[status] = answered.get(status, 0) + 1
-                    attempt_answered = True
-                    record.status = status
-                    record.request_id = header(headers, "requestId")
-                    if log.isEnabledFor(logging.DEBUG):
-                        log.debug(
-                            "%s -> %d in %.1f ms requestId=%s",
-                            operation,
-                            status,
-                            elapsed * 1000,
-                            header(headers, "requestId"),
-                        )
-                    budget = budget_from_headers(headers)
-                    try:
-                        result = call.parse(status, headers, body)
-                    except MaxaError as exc:
-                        error = exc
-                        rate_limited = exc.status == 429
-                        if isinstance(exc, RateLimitedError):
-                            retry_after = exc.retry_after
-                    else:
-                        latency = elapsed
-                        stats.record_latency(elapsed)
-                        if self._budget is not None:
-                            self._budget.refund()
-                        break
-            finally:
-                limiter.release(
-                    sent_at, latency, rate_limited, retry_after=retry_after, budget=budget
-                )
-                if self._gate is not None and attempt_answered:
-                    self._gate.observe(rate_limited, retry_after)
+    # The pipeline of one call, outermost first: _attempts (retries), _authorized (a 401
+    # replays with a fresh token), _attempt (one request). The two inner layers hand a
+    # failed request back as its error, for the layer above to decide on; they raise
+    # only what ends the call before a request went out.
 
-            # Failures only from here: the hot path above has left the loop.
-            if (
-                isinstance(error, AuthenticationError)
-                and error.status == 401
-                and replays_401 < _MAX_401_REPLAYS
-            ):
-                # Compare-and-invalidate, then replay with a fresh token. More than one
-                # replay only helps when tokens are revoked again while the replay is in
-                # flight (busy accounts); a credential the gateway never accepts still
-                # fails after a few requests, and the grants are shared by all callers.
-                replays_401 += 1
-                attempt -= 1
-                record.retried += (error,)
-                stats.replays_after_401 += 1
-                await tokens.invalidate(token)
-                continue
+    async def _attempts(self, call: ops.Call[T], record: _CallRecord) -> T:
+        """Retries: send the call until it is answered, or its retry policy gives up."""
+        while True:
+            outcome = await self._authorized(call, record)
+            if not isinstance(outcome, MaxaError):
+                return outcome
+            delay = await self._retry_delay(call, outcome, record)
+            if delay is None:
+                raise outcome
+            if delay:
+                await asyncio.sleep(delay)
+
+    async def _retry_delay(
+        self, call: ops.Call[Any], error: MaxaError, record: _CallRecord
+    ) -> float | None:
+        """The seconds to wait before sending ``call`` again after ``error``, or None to
+        give up: not retryable, attempts spent, the retry budget spent, or a wait longer
+        than the call has left (:meth:`RetryPolicy.decide`)."""
+        stats = self.stats
+        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+        pause: float | None = None
+        if error.status == 429:
+            stats.rate_limited += 1
             # A Retry-After of a second or less (whole seconds round a token bucket's "a
             # few milliseconds" up to one) says "too fast": the pacer has slowed down and
             # nobody else stops, but this call waits what it was told. A longer one says
-            # nothing passes until then (a spent window, a quota).
-            pause = (
-                retry_after
-                if rate_limited and retry_after is not None and retry_after > _SHORT_RETRY_AFTER
-                else None
-            )
-            if rate_limited:
-                stats.rate_limited += 1
-            if pause is not None:
-                # Nothing passes until then, for anyone: every caller of this client, and
-                # every process of its fleet, waits. (A short one only slowed this
-                # process's pace: each process's pacer finds its share.)
-                if limiter.cool_down(pause):
+            # nothing passes until then (a spent window, a quota): every caller of this
+            # client, and every process of its fleet, waits.
+            if retry_after is not None and retry_after > _SHORT_RETRY_AFTER:
+                pause = retry_after
+                if self._limiter.cool_down(pause):
                     stats.cooldowns += 1
                 if self._gate is not None:
                     await self._gate.cool_down(pause)
-            # The policy decides: not retryable, attempts spent, or a wait (the back-off or
-            # the Retry-After: a quota, a window) longer than this call has left: give up.
-            delay = policy.decide(error, attempt, clock() - first_sent - waited, rng=self._rng)
-            if delay is None:
-                raise error
-            if self._budget is not None and not self._budget.try_spend(error):
-                stats.retry_budget_exhausted += 1
-                raise error
-            if pause is not None:
-                delay = 0.0  # the client-wide cooldown does the waiting, in acquire()
-            stats.retries[_cause(error)] += 1
-            record.retried += (error,)
-            log.debug("retrying %s after %s (attempt %d)", operation, error, attempt)
-            if delay:
-                await asyncio.sleep(delay)
-        return result
+        assert record.first_sent is not None  # a failed request was sent
+        elapsed = time.monotonic() - record.first_sent - record.waited
+        delay = self._retry.decide(error, record.attempts, elapsed, rng=self._rng)
+        if delay is None:
+            return None
+        if self._budget is not None and not self._budget.try_spend(error):
+            stats.retry_budget_exhausted += 1
+            return None
+        stats.retries[_cause(error)] += 1
+        record.retried += (error,)
+        log.debug(
+            "retrying %s after %s (attempt %d)", call.request.operation, error, record.attempts
+        )
+        return 0.0 if pause is not None else delay  # a pause is waited out in acquire()
+
+    async def _authorized(self, call: ops.Call[T], record: _CallRecord) -> T | MaxaError:
+        """Authentication: a request answered 401 invalidates the token it carried (if it
+        is still the current one) and goes again with a fresh one; a replay is not an
+        attempt for the retry policy. More than one replay only helps when tokens are
+        revoked again while the replay is in flight (busy accounts); a credential the
+        gateway never accepts still fails after a few requests, and the grants are
+        shared by all callers."""
+        replays = 0
+        while True:
+            outcome = await self._attempt(call, record)
+            if (
+                not isinstance(outcome, AuthenticationError)
+                or outcome.status != 401
+                or replays == _MAX_401_REPLAYS
+            ):
+                return outcome
+            replays += 1
+            record.attempts -= 1
+            record.retried += (outcome,)
+            self.stats.replays_after_401 += 1
+            assert record.token is not None
+            await self._tokens.invalidate(record.token)
+
+    async def _attempt(self, call: ops.Call[T], record: _CallRecord) -> T | MaxaError:
+        """One request: a slot and its turn in the pace, the shared rate gate, a token
+        (taken last, so that no wait leaves it stale), the request and its answer parsed;
+        the limiter, the gate and the stats hear what came back. Returns the result, or
+        the error the failed request amounts to (no answer, or an answer that is an
+        error)."""
+        limiter = self._limiter
+        stats = self.stats
+        operation = call.request.operation
+        clock = time.monotonic
+        if not limiter.try_acquire():
+            # The deadline counts from the first send (or from now, before it): a cooldown
+            # or a pace longer than the call's time fails it at once. Waits for a slot
+            # after the first send are not counted against it.
+            queued_from = clock()
+            since = queued_from if record.first_sent is None else record.first_sent
+            slot_wait = await limiter.acquire(since + record.waited + self._retry.deadline)
+            record.queued += clock() - queued_from
+            stats.queue_wait_total += slot_wait
+            if record.first_sent is not None:
+                record.waited += slot_wait
+        sent_at = clock()
+        if record.first_sent is None:
+            record.first_sent = sent_at
+        latency: float | None = None
+        rate_limited = False
+        retry_after: float | None = None
+        budget: Budget | None = None
+        answered = False
+        try:
+            if self._life.closed:
+                raise ClientClosedError("the MaxaClient was closed before this call sent")
+            if self._gate is not None:
+                await self._gate.acquire(record.first_sent + record.waited + self._retry.deadline)
+                sent_at = clock()
+            tokens = self._tokens
+            token = tokens.current()
+            if token is None:
+                token = await tokens.get()
+                sent_at = clock()
+            record.token = token
+            record.attempts += 1
+            stats.sent[operation] = stats.sent.get(operation, 0) + 1
+            send_headers = tokens.headers
+            if self._hooks.on_request is not None:
+                extra = self._hooks.request(
+                    RequestEvent(operation, record.attempts, call=record.number)
+                )
+                if extra:
+                    send_headers = {**extra, **send_headers}
+            request = call.request
+            try:
+                status, headers, body = await self._transport.request(
+                    request.method,
+                    request.path,
+                    send_headers,
+                    request.body,
+                    operation=operation,
+                    attempt_limit=self._attempt_timeout,
+                )
+            except TransportError as exc:
+                stats.answered[0] = stats.answered.get(0, 0) + 1  # status 0: no answer
+                return exc
+            elapsed = clock() - sent_at
+            answered = True
+            stats.answered[status] = stats.answered.get(status, 0) + 1
+            record.status = status
+            record.request_id = header(headers, "requestId")
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "%s -> %d in %.1f ms requestId=%s",
+                    operation,
+                    status,
+                    elapsed * 1000,
+                    record.request_id,
+                )
+            budget = budget_from_headers(headers)
+            try:
+                result = call.parse(status, headers, body)
+            except MaxaError as exc:
+                rate_limited = exc.status == 429
+                if isinstance(exc, RateLimitedError):
+                    retry_after = exc.retry_after
+                return exc
+            latency = elapsed
+            stats.record_latency(elapsed)
+            if self._budget is not None:
+                self._budget.refund()
+            return result
+        finally:
+            limiter.release(sent_at, latency, rate_limited, retry_after=retry_after, budget=budget)
+            if answered and self._gate is not None:
+                self._gate.observe(rate_limited, retry_after)
 
     async def _send_grant(self, request: TokenRequest) -> tuple[int, Any, bytes]:
         # Token calls bypass the MAXA limiter: they must never queue behind it.
@@ -852,16 +869,20 @@ class _Life:
 
 @attrs.define
 class _CallRecord:
-    """What one call saw, for its ResponseEvent."""
+    """What one call saw, for its ResponseEvent, and what the layers of its pipeline
+    share between its attempts."""
 
     number: int
     status: int | None = None
     request_id: str | None = None
-    attempts: int = 0
+    attempts: int = 0  # sends, not counting replays after a 401
     cached: bool = False
     coalesced: bool = False
     queued: float = 0.0
     retried: tuple[MaxaError, ...] = ()  # what made it send again, in order
+    first_sent: float | None = None  # monotonic; the retry deadline counts from here
+    waited: float = 0.0  # seconds waiting for slots after the first send: not counted
+    token: Token | None = attrs.field(default=None, repr=False)  # the last one sent
 
 
 def _refuse_keywords_besides_options(keywords: ClientOptions) -> None:

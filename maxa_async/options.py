@@ -299,7 +299,7 @@ class ClientOptions:
         default=None,
         validator=_optional(
             RateGate,
-            "must implement the RateGate protocol (acquire, cool_down, aclose)",
+            "must implement the RateGate protocol (acquire, observe, cool_down, aclose)",
         ),
     )
     fleet: Fleet | None = attrs.field(default=None, validator=_fleet)

@@ -14,6 +14,7 @@ import pytest
 
 import maxa_async as maxa
 from maxa_async.auth import MemoryTokenStore
+from maxa_async.events import RequestEvent, ResponseEvent
 from maxa_async.options import FLEET_OPTION_NAMES
 from maxa_async.testing import FakeGateway
 
@@ -56,6 +57,9 @@ class _CountingGate:
 
     async def acquire(self, deadline: float | None) -> None:
         self.acquired += 1
+
+    def observe(self, rate_limited: bool, retry_after: float | None) -> None:
+        return None
 
     async def cool_down(self, seconds: float) -> None:
         return None
@@ -246,6 +250,26 @@ async def test_a_client_made_from_options_works(gateway: FakeGateway) -> None:
         assert client.with_options(timeout=5).options is options
     assert gateway.stats.requests == 1
     assert gateway.stats.password_grants == 1
+
+
+async def test_hooks_given_in_options_are_called(gateway: FakeGateway) -> None:
+    requests: list[RequestEvent] = []
+    responses: list[ResponseEvent] = []
+
+    def on_request(event: RequestEvent) -> None:
+        requests.append(event)
+
+    options = maxa.ClientOptions(
+        base_url=gateway.base_url,
+        retry=maxa.RetryPolicy.for_tests(),
+        on_request=on_request,
+        on_response=responses.append,
+    )
+    async with maxa.MaxaClient(gateway.credentials, options=options) as client:
+        await client.terminology(*RELIGION)
+        await client.terminology(*RELIGION)
+    assert [(e.operation, e.attempt) for e in requests] == [("Terminology", 1)] * 2
+    assert [(e.operation, e.status, e.attempts) for e in responses] == [("Terminology", 200, 1)] * 2
 
 
 @pytest.mark.parametrize(
