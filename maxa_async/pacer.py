@@ -243,6 +243,8 @@ class Pacer:
         """A send was answered with a success."""
         self._successes[self._advance(now) % _HISTORY] += 1
         self._admitted_total += 1
+        if not self._limited and budget is None and self._refusing_since is None:
+            return  # never refused: only the history counts (a first refusal starts afresh)
         if self._refusing_since is not None:
             # Nothing was admitted from the first refusal of the run to the last: the
             # gateway's window is at least that long.
