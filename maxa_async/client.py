@@ -35,7 +35,7 @@ import attrs
 
 from . import operations as ops
 from .auth import TokenManager, TokenStore
-from .bulk import make_outcome, ordered
+from .bulk import ordered
 from .cache import MISSING, ResponseCache
 from .envelope import header
 from .errors import (
@@ -853,7 +853,7 @@ class _OnlineAnswers:
             raise  # the run cannot go on: the consumer raises it
         except MaxaError as exc:
             return ValidationOutcome(item, None, exc)
-        return make_outcome(item, valid)
+        return ValidationOutcome(item, valid)
 
 
 @attrs.define
