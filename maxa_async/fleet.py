@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hashlib
 import logging
 import math
@@ -165,14 +166,162 @@ end
 return 1
 """
 
+# The learned pace (no ``rate_limit``): GCRA as above, at a pace the fleet finds from the
+# gateway's answers. KEYS[1] tat, KEYS[2] cooldown, KEYS[3] pace (hash: gen, w, start,
+# epoch), KEYS[4] admitted, KEYS[5] refused (rings of counts per 50 ms over 2 s: fields
+# t<slot> its bucket, n<slot> its count); ARGV[1] burst (sends back to back, >= 1),
+# ARGV[2] longest acceptable wait us (-1: any), ARGV[3] "1": only check the cooldown,
+# ARGV[4] successes to count, ARGV[5] refusals to count, ARGV[6] the pace generation
+# those refusals' sends went at. Returns {kind, microseconds, generation, pace in
+# milli-requests/second (0: unpaced), 1 if this call cut the pace}.
+#
+# The rule, the single-client pacer's made fleet-wide: unpaced until refused. When fresh
+# refusals (of sends made at the pace in force) are at least three and 2% of the last
+# 250 ms of answers, cut once (the generation moves on, so the refusals of sends made
+# before are ignored, whichever process reports them) to what the fleet delivered over
+# the last second. After the first cut (what a start delivered, burst and all, says
+# little) the pace doubles every 250 ms until refused again; after the others it climbs
+# on a cubic curve (CUBIC): back to the estimate 1.5 s after the cut, flat near it,
+# steeper beyond. Never past twice what was delivered in the last second, though (a pace
+# that grew while the fleet was idle would be a burst).
+_LEARNED_GCRA_LUA: Final = """
+local BUCKET, SLOTS, RECENT, SECOND = 50000, 40, 5, 20
+local MIN_REFUSALS, CUT_SHARE, HEADROOM, PLATEAU, MIN_RATE = 3, 0.02, 0.97, 1.5, 2.0
+local DOUBLING, CUT = 0.25, 0.85  -- seconds per doubling of the first pace; deepest cut
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local idx = math.floor(now / BUCKET)
+
+local function add(key, n)
+  local slot = idx % SLOTS
+  if tonumber(redis.call('HGET', key, 't' .. slot) or '-1') == idx then
+    redis.call('HINCRBY', key, 'n' .. slot, n)
+  else
+    redis.call('HSET', key, 't' .. slot, idx, 'n' .. slot, n)
+  end
+  redis.call('PEXPIRE', key, 5000)
+end
+
+local function counts(key)  -- counts[j]: the count j buckets ago (0: the one filling)
+  local raw = redis.call('HGETALL', key)
+  local fields = {}
+  for i = 1, #raw, 2 do fields[raw[i]] = tonumber(raw[i + 1]) end
+  local out = {}
+  for j = 0, SLOTS - 1 do
+    local slot = (idx - j) % SLOTS
+    out[j] = (fields['t' .. slot] == idx - j) and fields['n' .. slot] or 0
+  end
+  return out
+end
+
+local function sum(c, first, last)
+  local total = 0
+  for j = first, last do total = total + c[j] end
+  return total
+end
+
+local function span(buckets)  -- seconds in the last buckets, the filling one included
+  return ((buckets - 1) * BUCKET + now - idx * BUCKET) / 1e6
+end
+
+local state = redis.call('HMGET', KEYS[3], 'gen', 'w', 'start', 'epoch')
+local gen = tonumber(state[1] or '0')
+local w = tonumber(state[2] or '0')  -- the estimate; 0: never refused, unpaced
+local start = tonumber(state[3] or '0')
+local epoch = tonumber(state[4] or '0')
+
+local function pace()
+  if w <= 0 then return nil end
+  local seconds = (now - epoch) / 1e6
+  local p
+  if gen == 1 then
+    p = start * 2 ^ (seconds / DOUBLING)
+  else
+    local x = seconds - PLATEAU
+    p = w * (1 + (1 - start / w) / PLATEAU ^ 3 * x * x * x)
+  end
+  if p > w then
+    local delivered = sum(counts(KEYS[4]), 0, SECOND - 1) / span(SECOND)
+    p = math.min(p, math.max(w, 2 * delivered))
+  end
+  return math.max(MIN_RATE, p)
+end
+
+local cut = 0
+local ok, refused = tonumber(ARGV[4]), tonumber(ARGV[5])
+if ok > 0 then add(KEYS[4], ok) end
+if refused > 0 and tonumber(ARGV[6]) == gen then
+  add(KEYS[5], refused)
+  local admitted = counts(KEYS[4])
+  local recent_refused = sum(counts(KEYS[5]), 0, RECENT - 1)
+  local recent_ok = sum(admitted, 0, RECENT - 1)
+  local share = recent_refused / (recent_ok + recent_refused)
+  if recent_refused >= MIN_REFUSALS and share >= CUT_SHARE then
+    local refused_pace = pace()
+    if refused_pace then
+      -- What was delivered over the last second, but no more than the pace (a fixed
+      -- window's admissions may bunch on both sides of its edge, up to twice its rate in
+      -- one second) and no less than CUT times it (callers that all wait out a
+      -- Retry-After deliver nothing for a while, whatever the gateway admits).
+      w = sum(admitted, 0, SECOND - 1) / span(SECOND)
+      w = math.min(refused_pace, math.max(CUT * refused_pace, w))
+    else
+      -- The first cut: what the start delivered (a burst, maybe less than what the
+      -- gateway admits: the pace doubles from there until refused again).
+      w = sum(admitted, 0, SECOND - 1) / span(SECOND)
+    end
+    w = math.max(MIN_RATE, w)
+    start = HEADROOM * w
+    epoch = now
+    gen = gen + 1
+    cut = 1
+    redis.call('HSET', KEYS[3], 'gen', gen, 'w', tostring(w), 'start', tostring(start),
+      'epoch', string.format('%.0f', epoch))
+    redis.call('DEL', KEYS[5])
+  end
+end
+if w > 0 then redis.call('PEXPIRE', KEYS[3], 3600000) end
+
+local cool = redis.call('PTTL', KEYS[2])
+if cool > 0 then return {1, cool * 1000, gen, 0, cut} end
+local rate = pace()
+if rate == nil then return {0, 0, gen, 0, cut} end
+local milli = math.floor(rate * 1000)
+if ARGV[3] == '1' then return {0, 0, gen, milli, cut} end
+local interval = 1e6 / rate
+local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tat < now then tat = now end
+local wait = tat - now - interval * (tonumber(ARGV[1]) - 1)
+if wait < 0 then wait = 0 end
+local limit = tonumber(ARGV[2])
+if limit >= 0 and wait > limit then return {2, wait, gen, milli, cut} end
+local new_tat = tat + interval
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+  math.ceil((new_tat - now) / 1000) + 1000)
+return {0, wait, gen, milli, cut}
+"""
+
 _SCRIPTS: Final = {
     "acquire": _ACQUIRE_LUA,
     "release": _RELEASE_LUA,
     "renew": _RENEW_LUA,
     "invalidate": _INVALIDATE_LUA,
     "gcra": _GCRA_LUA,
+    "learned_gcra": _LEARNED_GCRA_LUA,
     "cool_down": _COOL_DOWN_LUA,
 }
+
+#: A Retry-After up to this says "too fast" (a pace's business); a longer one, "nothing
+#: passes until then" (the cooldown's). As the client tells them apart.
+_SHORT_RETRY_AFTER: Final = 1.0
+#: The pace generation the current task's send went at (set by the learned acquire; the
+#: client observes the answer in the same task).
+_sent_at_generation: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "maxa_fleet_sent_at_generation", default=None
+)
+
+#: How long a refusal's report waits for the rest of its burst (one round trip for all).
+_REPORT_DELAY: Final = 0.02
 
 _GO: Final = 0
 _COOLING: Final = 1
@@ -302,6 +451,8 @@ class Fleet:
             "rate_waits": gate.waits,
             "rate_wait_total": round(gate.wait_total, 6),
             "cooldowns": gate.cooldowns,
+            "learned_pace": None if gate.pace is None else round(gate.pace, 1),
+            "pace_cuts": gate.pace_cuts,
         }
 
     # ------------------------------------------------------------------ Redis access
@@ -364,6 +515,7 @@ class Fleet:
 
     async def aclose(self) -> None:
         """Close the Redis connections (they reopen if the fleet is used again)."""
+        await self.rate_gate.stop_reporting()
         connection, self._connection = self._connection, None
         if connection is None:
             return
@@ -547,14 +699,37 @@ class RedisRateGate:
     ``acquire`` is one Redis round trip when the budget has room (two when it had to
     sleep for its slot: the cooldown is checked again before sending). On a Redis
     failure it lets everything through: each client's own limiter still applies.
+
+    Without a ``rate_limit`` the fleet learns its shared pace from the gateway's answers
+    (see ``_LEARNED_GCRA_LUA``): ``observe`` only counts, in process memory, and the
+    counts ride along with the next ``acquire``'s round trip. Refusals are reported
+    sooner, in one round trip of their own a moment later (the refused callers may all be
+    waiting out a Retry-After, with no ``acquire`` to carry them), by a task that
+    ``aclose`` ends.
     """
 
     def __init__(self, fleet: Fleet, *, rate_limit: float | None, burst: int) -> None:
         self.fleet = fleet
         self.rate_limit = rate_limit
+        self.burst = burst
         self._interval_us = round(1e6 / rate_limit) if rate_limit else 0
         self._tolerance_us = self._interval_us * (burst - 1)
         self._keys = [fleet.key("gcra"), fleet.key("cooldown")]
+        self._learned_keys = [
+            *self._keys,
+            fleet.key("pace"),
+            fleet.key("admitted"),
+            fleet.key("refused"),
+        ]
+        self.learns = rate_limit is None
+        # Answers not yet reported to Redis, and the fleet's pace generation as last seen
+        # (a refusal counts only if its send went at the pace in force: one cut per event).
+        self._admitted = 0
+        self._refused = 0
+        self._generation = 0
+        self._reporter: asyncio.Task[None] | None = None
+        self.pace: float | None = None  # the fleet's learned pace as last seen (req/s)
+        self.pace_cuts = 0  # cuts of the fleet's pace this process made
         self.waits = 0  # sends that waited for the shared budget or cooldown
         self.wait_total = 0.0
         self.cooldowns = 0  # fleet-wide pauses this process started or extended
@@ -564,15 +739,10 @@ class RedisRateGate:
         while True:
             left = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1e6))
             try:
-                kind, micros = await self.fleet.script(
-                    "gcra",
-                    self._keys,
-                    [self._interval_us, self._tolerance_us, left, int(check_only)],
-                )
+                kind, micros = await self._reserve(left, check_only)
             except _Unavailable:
                 return
-            kind = int(kind)
-            wait = int(micros) / 1e6
+            wait = micros / 1e6
             if kind == _GO:
                 if wait <= 0:
                     return
@@ -595,13 +765,60 @@ class RedisRateGate:
             await self._sleep(wait)
             check_only = False  # any slot we had fell inside the pause: take a new one
 
+    async def _reserve(self, left: int, check_only: bool) -> tuple[int, int]:
+        """One round trip: (kind, microseconds) for a send; raises _Unavailable."""
+        if not self.learns:
+            kind, micros = await self.fleet.script(
+                "gcra", self._keys, [self._interval_us, self._tolerance_us, left, int(check_only)]
+            )
+            return int(kind), int(micros)
+        # The counts go now (and are gone if Redis fails: each client's own pacer still
+        # reacts to them); answers arriving meanwhile wait for the next round trip.
+        admitted, refused, self._admitted, self._refused = self._admitted, self._refused, 0, 0
+        kind, micros, generation, milli_rps, cut = await self.fleet.script(
+            "learned_gcra",
+            self._learned_keys,
+            [self.burst, left, int(check_only), admitted, refused, self._generation],
+        )
+        if int(generation) != self._generation:
+            self._generation = int(generation)
+            self._refused = 0  # refusals of sends made before the cut: reacted to already
+        self.pace_cuts += int(cut)
+        if int(kind) == _GO:
+            self.pace = int(milli_rps) / 1000 or None
+            # The send about to go, at this pace: observe() tells its answer apart.
+            _sent_at_generation.set(self._generation)
+        return int(kind), int(micros)
+
     async def _sleep(self, seconds: float) -> None:
         self.waits += 1
         self.wait_total += seconds
         await asyncio.sleep(seconds)
 
     def observe(self, rate_limited: bool, retry_after: float | None) -> None:
-        """A fixed budget learns nothing from answers."""
+        """Count an answer toward the learned pace (a fixed budget learns nothing).
+
+        A long Retry-After is the cooldown's (``cool_down``), not a pace's; a refusal of
+        a send made before the fleet's last cut says nothing new."""
+        if not self.learns:
+            return
+        if not rate_limited:
+            self._admitted += 1
+        elif retry_after is None or retry_after <= _SHORT_RETRY_AFTER:
+            sent_at = _sent_at_generation.get()
+            if sent_at is None or sent_at == self._generation:
+                self._refused += 1
+                self._report_soon()
+
+    def _report_soon(self) -> None:
+        if self._reporter is None or self._reporter.done():
+            self._reporter = asyncio.get_running_loop().create_task(self._report())
+
+    async def _report(self) -> None:
+        await asyncio.sleep(_REPORT_DELAY)  # the burst's other refusals join this report
+        if self._admitted or self._refused:
+            with contextlib.suppress(_Unavailable):
+                await self._reserve(-1, check_only=True)
 
     async def cool_down(self, seconds: float) -> None:
         ms = math.ceil(seconds * 1000)
@@ -611,6 +828,15 @@ class RedisRateGate:
             extended = await self.fleet.script("cool_down", [self._keys[1], self._keys[0]], [ms])
             if int(extended):
                 self.cooldowns += 1
+
+    async def stop_reporting(self) -> None:
+        """End a pending report of refusals (the fleet is closing)."""
+        reporter, self._reporter = self._reporter, None
+        if reporter is not None and not reporter.done():
+            reporter.cancel()
+            if reporter.get_loop() is asyncio.get_running_loop():
+                # wait(), not await: the reporter's CancelledError must not pass for ours.
+                await asyncio.wait([reporter])
 
     async def aclose(self) -> None:
         await self.fleet.aclose()

@@ -1,0 +1,272 @@
+"""The learned fleet pace (no ``fleet_rate_limit``): the rule against a real Redis with
+explicit counts, and a fleet of real processes against the fake gateway's limiters."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+import maxa_async as maxa
+from maxa_async.fleet import Fleet, RedisRateGate
+from maxa_async.testing import FakeGateway, GatewayConfig
+
+from .conftest import RedisServer, Workers, gateway_process
+
+CREDS = maxa.Credentials(
+    client_id="client-l", client_secret="secret", username="user-l", password="pw", pid="pid-l"
+)
+
+
+@pytest.fixture
+async def gates(redis_url: str) -> AsyncIterator[contextlib.AsyncExitStack]:
+    """Closes the fleets made by :func:`_gate`."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield stack
+
+
+def _gate(stack: contextlib.AsyncExitStack, redis_url: str, **options: object) -> RedisRateGate:
+    """One process's gate (a Fleet of its own on the shared keys)."""
+    fleet = Fleet(redis_url, credentials=CREDS, **options)  # type: ignore[arg-type]
+    stack.push_async_callback(fleet.aclose)
+    return fleet.rate_gate
+
+
+def _answers(gate: RedisRateGate, admitted: int = 0, refused: int = 0) -> None:
+    for _ in range(admitted):
+        gate.observe(False, None)
+    for _ in range(refused):
+        gate.observe(True, 1.0)
+
+
+async def _pace_state(redis_url: str, gate: RedisRateGate) -> dict[str, float]:
+    async with aioredis.from_url(redis_url) as peek:
+        raw = await peek.hgetall(gate.fleet.key("pace"))
+    return {key.decode(): float(value) for key, value in raw.items()}
+
+
+async def _set_curve(
+    redis_url: str, gate: RedisRateGate, *, estimate: float, start: float, since_cut: float
+) -> None:
+    """Put the fleet's pace on its cubic curve (a cut after the first, generation 2),
+    ``since_cut`` seconds after the cut (Redis's clock), with an empty timeline."""
+    async with aioredis.from_url(redis_url) as peek:
+        seconds, micros = await peek.time()
+        epoch = int(seconds) * 1_000_000 + int(micros) - since_cut * 1e6
+        mapping = {"gen": "2", "w": str(estimate), "start": str(start), "epoch": f"{epoch:.0f}"}
+        await peek.hset(gate.fleet.key("pace"), mapping=mapping)  # type: ignore[arg-type]
+        await peek.delete(gate.fleet.key("gcra"))
+
+
+async def test_unpaced_until_refused_and_the_fleet_cuts_once_per_congestion_event(
+    redis_url: str, gates: contextlib.AsyncExitStack
+) -> None:
+    first, second = _gate(gates, redis_url), _gate(gates, redis_url)
+    _answers(first, admitted=100)
+    _answers(second, admitted=100)
+    await asyncio.gather(first.acquire(None), second.acquire(None))  # the counts go along
+    assert first.pace is None and second.pace is None  # admitted only: nothing paced
+    assert first.waits == second.waits == 0
+
+    # The same burst refused in both processes: the first report cuts, the second one's
+    # refusals were of sends made before that cut and cut nothing more.
+    _answers(first, refused=5)
+    _answers(second, refused=5)
+    await first.acquire(None)
+    await second.acquire(None)
+    assert (first.pace_cuts, second.pace_cuts) == (1, 0)
+    state = await _pace_state(redis_url, first)
+    assert state["gen"] == 1
+    # The 200 successes over the last second (the newest 50 ms of it only just begun).
+    assert 200 <= state["w"] <= 200 / 0.95
+    assert state["start"] == pytest.approx(0.97 * state["w"])
+    assert second.pace is not None and second.pace <= state["w"]
+
+    # Refused again at the new pace: one more cut, reported by whichever process saw it.
+    _answers(second, refused=5)
+    await second.acquire(None)
+    assert second.pace_cuts == 1
+    assert (await _pace_state(redis_url, second))["gen"] == 2
+
+
+async def test_a_stray_refusal_or_two_cut_nothing(
+    redis_url: str, gates: contextlib.AsyncExitStack
+) -> None:
+    gate = _gate(gates, redis_url)
+    _answers(gate, admitted=100, refused=3)  # refused at once: the first cut
+    await gate.acquire(None)
+    assert gate.pace_cuts == 1
+    _answers(gate, admitted=300, refused=2)  # two at the new pace: fewer than three
+    await gate.acquire(None)
+    _answers(gate, admitted=300, refused=1)  # three, but 1% of the recent answers
+    await gate.acquire(None)
+    assert gate.pace_cuts == 1
+    assert (await _pace_state(redis_url, gate))["gen"] == 1
+
+
+async def test_long_retry_afters_are_the_cooldowns_not_the_paces(
+    redis_url: str, gates: contextlib.AsyncExitStack
+) -> None:
+    gate = _gate(gates, redis_url)
+    for _ in range(10):
+        gate.observe(True, 5.0)
+    await gate.acquire(None)
+    assert gate.pace_cuts == 0 and gate.pace is None
+
+
+async def test_after_a_cut_the_pace_climbs_back_and_probes_no_further_than_delivered(
+    redis_url: str, gates: contextlib.AsyncExitStack
+) -> None:
+    gate = _gate(gates, redis_url)
+    _answers(gate, refused=3)
+    await gate.acquire(None)  # the first cut; a later one's curve is set by hand below
+
+    async def pace_at(since_cut: float) -> float:
+        await _set_curve(redis_url, gate, estimate=100, start=50, since_cut=since_cut)
+        await gate.acquire(None)
+        assert gate.pace is not None
+        return gate.pace
+
+    # The cubic: from the start at the cut, back to the estimate 1.5 s later, flat there.
+    assert await pace_at(0.0) == pytest.approx(50, rel=0.05)
+    assert await pace_at(1.5) == pytest.approx(100, rel=0.02)
+    # Far past the estimate on the curve (500/s), but nothing was delivered lately: no
+    # probe past the estimate.
+    assert await pace_at(4.5) == pytest.approx(100, rel=0.02)
+    # 150 successes in the last second: up to twice that.
+    _answers(gate, admitted=150)
+    assert 280 <= await pace_at(4.5) <= 320
+    assert gate.pace_cuts == 1
+
+
+async def test_the_learned_pace_spaces_the_fleets_sends_and_starts_no_task(
+    redis_url: str, gates: contextlib.AsyncExitStack, tasks_created: list[str]
+) -> None:
+    first, second = _gate(gates, redis_url), _gate(gates, redis_url)
+    _answers(first, refused=3)
+    await first.acquire(None)
+    await _set_curve(redis_url, first, estimate=20, start=10, since_cut=1.5)  # 20/s, flat
+    tasks_created.clear()
+    for gate in (first, second, first, second, first, second):
+        await gate.acquire(None)
+        _answers(gate, admitted=1)
+    # Six sends at 20/s: the first went at once, the other five waited for their slots
+    # (each 50 ms after the one before, less the time the round trips took).
+    assert first.waits + second.waits == 5
+    assert first.wait_total + second.wait_total >= 0.1
+    # Successes ride along with the reservations: no task of the gate's (redis-py starts
+    # its own to send commands).
+    assert [name for name in tasks_created if name.startswith(("RedisRateGate", "Fleet"))] == []
+
+
+async def test_a_burst_of_refusals_is_reported_at_once_by_one_task_that_aclose_ends(
+    redis_url: str, tasks_created: list[str]
+) -> None:
+    fleet = Fleet(redis_url, credentials=CREDS)
+    gate = fleet.rate_gate
+    try:
+        _answers(gate, admitted=50, refused=10)  # no acquire follows: all lanes wait
+        assert tasks_created.count("RedisRateGate._report") == 1
+        state: dict[str, float] = {}
+        for _ in range(200):  # bounded: reported about 20 ms later
+            state = await _pace_state(redis_url, gate)
+            if state:
+                break
+            await asyncio.sleep(0.01)
+        assert state["gen"] == 1 and gate.pace_cuts == 1
+        _answers(gate, refused=3)  # another burst: its report is pending at the close
+        assert tasks_created.count("RedisRateGate._report") == 2
+    finally:
+        await fleet.aclose()
+    current = asyncio.current_task()
+    assert [t for t in asyncio.all_tasks() if t is not current and not t.done()] == []
+
+
+async def test_redis_down_lets_everything_through_and_observe_never_raises(
+    private_redis: Any,
+) -> None:
+    server: RedisServer = private_redis()
+    fleet = Fleet(server.url, credentials=CREDS, retry_after=60.0, redis_timeout=0.5)
+    gate = fleet.rate_gate
+    try:
+        _answers(gate, admitted=10, refused=5)
+        await gate.acquire(None)
+        assert gate.pace_cuts == 1
+        server.stop()
+        _answers(gate, refused=50)
+        for _ in range(20):
+            await gate.acquire(None)
+        assert fleet.degraded is True
+        assert gate.waits == 0
+    finally:
+        await fleet.aclose()
+
+
+async def test_a_learning_client_leaves_no_task_behind(redis_url: str) -> None:
+    config = GatewayConfig(rps_limit=50, rate_limiter="token-bucket", rate_burst=2)
+    async with (
+        FakeGateway(config) as gateway,
+        maxa.MaxaClient(
+            gateway.credentials, base_url=gateway.base_url, redis_url=redis_url
+        ) as client,
+    ):
+        items = [
+            maxa.CodedText(value=f"v{i}", terminology_id="ContactType", coded_string="1")
+            for i in range(40)
+        ]
+        await asyncio.gather(*(client.validate_cts(item) for item in items))
+        fleet_stats = client.stats.as_dict()["fleet"]
+        assert gateway.stats.rate_limited >= 1  # it was refused, so it learned a pace
+        assert fleet_stats["pace_cuts"] >= 1
+    current = asyncio.current_task()
+    assert [t for t in asyncio.all_tasks() if t is not current and not t.done()] == []
+
+
+# ---------------------------------------------------------------------- processes
+
+FLEET = 4
+DURATION = 5.0
+RATE = 200
+
+
+@pytest.mark.parametrize(
+    "knobs",
+    [
+        pytest.param(("--rate-limiter", "fixed"), id="fixed-1s"),
+        pytest.param(("--rate-limiter", "token-bucket", "--rate-burst", "20"), id="bucket-R/10"),
+    ],
+)
+def test_a_fleet_without_a_rate_limit_learns_its_shared_pace(
+    redis_url: str, workers: Workers, knobs: tuple[str, ...]
+) -> None:
+    with gateway_process("--rps-limit", str(RATE), *knobs) as gateway:
+        common = ("--redis-url", redis_url, "--duration", str(DURATION), "--concurrency", "8")
+        procs = [workers.start(gateway, *common, "--name", f"w{i}") for i in range(FLEET)]
+        start_at = workers.go(procs)
+        reports = [workers.result(proc, timeout=60) for proc in procs]
+        stats = gateway.stats()
+    shape = GatewayConfig(
+        rps_limit=RATE,
+        rate_limiter=knobs[1],
+        rate_burst=float(knobs[3]) if len(knobs) > 3 else None,
+    ).make_rate_limiter()
+    assert shape is not None
+    admitted = shape.capacity(start_at, start_at + DURATION)
+    assert admitted is not None
+    ok = sum(r["ok"] for r in reports)
+    share_429 = stats["rate_limited"] / stats["requests"]
+    print(f"learned fleet pace, {knobs[1]}: {ok / admitted:.0%} of admitted, {share_429:.1%} 429")
+    for report in reports:
+        assert report["errors"] == {}, report
+        assert report["fleet"]["degraded"] is False
+        assert report["fleet"]["learned_pace"] is not None
+    assert sum(r["fleet"]["pace_cuts"] for r in reports) >= 1
+    # Generous bounds for a shared, noisy machine (the benchmark says how close it gets):
+    # without the learned pace, processes each finding their share overshoot into about
+    # a fifth of answers refused.
+    assert ok >= 0.6 * admitted
+    assert share_429 <= 0.12, stats
