@@ -16,7 +16,8 @@ with ``--rps-limit R`` (fixed one-second windows, 429 + Retry-After beyond R):
 
 Prints the gateway's combined figures per scenario: 429 share of all requests and
 throughput (200 answers per second) against R. Targets for the fleet: 429 share <= 5%,
-throughput >= 85% of R; for the learned pace: 429 share <= 3%, throughput >= 90% of R. Stops by itself (about 3 x (duration + start-up) seconds).
+throughput >= 85% of R; for the learned pace: 429 share <= 3%, throughput >= 90% of R.
+Stops by itself (about 3 x (duration + start-up) seconds).
 """
 
 from __future__ import annotations
