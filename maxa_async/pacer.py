@@ -421,7 +421,10 @@ def budget_from_headers(headers: Mapping[str, str]) -> Budget | None:
         if rate:
             remaining = _number(headers.get("X-RateLimit-Remaining"))
             return Budget(rate=rate, remaining=None if remaining is None else int(remaining))
-    policy = _ietf_params(headers.get("RateLimit-Policy"))
+    raw_policy = headers.get("RateLimit-Policy")
+    if raw_policy is None:
+        return None
+    policy = _ietf_params(raw_policy)
     quota, window = policy.get("q"), policy.get("w")
     if quota and window:
         state = _ietf_params(headers.get("RateLimit"))
