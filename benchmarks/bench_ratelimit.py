@@ -88,10 +88,18 @@ class Shape:
             knobs["rate_burst"] = self.burst_requests
         return knobs
 
-    def capacity(self, rate: float, start: float, end: float) -> float:
-        """The most successes this shape admits in ``[start, end)`` (wall clock)."""
+    def capacity(
+        self, rate: float, start: float, end: float, stats: dict[str, Any] | None = None
+    ) -> float:
+        """The most successes this shape admits in ``[start, end)`` (wall clock). For the
+        concurrency cap, at full occupancy: ``CAP_LIMIT`` places, each held as long as the
+        gateway's ``stats`` say its requests held one (the configured latency plus the
+        gateway's own time), or the configured latency alone without them."""
         if self.limiter is None:
-            return CAP_LIMIT / CAP_LATENCY * (end - start)
+            hold = CAP_LATENCY
+            if stats is not None and stats.get("cap_holds"):
+                hold = max(CAP_LATENCY, stats["cap_hold_seconds"] / stats["cap_holds"])
+            return CAP_LIMIT / hold * (end - start)
         # Imported here: the 'before' client processes load an older maxa_async without it.
         from maxa_async.testing import GatewayConfig
 
@@ -283,6 +291,7 @@ class Measured:
     limited_share: float
     errors: int
     detail: dict[str, Any]
+    admitted_rate: float  # what the shape admitted per second in this run (its capacity)
 
 
 def measure(
@@ -322,10 +331,12 @@ def measure(
     if side == "before" and not result["library"].startswith(before_dir or "\0"):
         raise RuntimeError(f"'before' imported {result['library']}, not {before_dir}")
     successes = int(stats["responses_by_status"].get("200", 0))
-    capacity = row.shape.capacity(row.rate, result["start"], result["start"] + duration)
+    capacity = row.shape.capacity(row.rate, result["start"], result["start"] + duration, stats)
     answered = max(1, int(stats["requests"]))
     errors = int(result["errors"])
-    return Measured(successes / capacity, stats["rate_limited"] / answered, errors, result)
+    return Measured(
+        successes / capacity, stats["rate_limited"] / answered, errors, result, capacity / duration
+    )
 
 
 def extract_before(tmp: str) -> str:
@@ -416,7 +427,11 @@ def driver_main(args: argparse.Namespace) -> None:
                 results[side].append(measured[side])
             ours = measured["ours"]
             pace = ours.detail["limiter"].get("pace") if isinstance(ours, Measured) else None
-            admitted = row.shape.capacity(row.rate, 0.0, run_time) / run_time
+            admitted = (
+                ours.admitted_rate
+                if isinstance(ours, Measured)
+                else row.shape.capacity(row.rate, 0.0, run_time) / run_time
+            )
             table_rows.append(
                 [
                     row.rate,

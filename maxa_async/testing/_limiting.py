@@ -27,6 +27,7 @@ class Slot:
 
     admitted: bool
     epoch: int
+    since: float  # on the limiters' clock
 
 
 @attrs.frozen
@@ -73,14 +74,18 @@ class Limiting:
         cap = self._current_cap(config)
         if cap is None:
             return None
-        return Slot(cap.admit(self.clock()).admitted, self._cap_epoch)
+        now = self.clock()
+        return Slot(cap.admit(now).admitted, self._cap_epoch, now)
 
-    def leave(self, slot: Slot | None) -> None:
-        """The request holding ``slot`` was answered (or abandoned)."""
+    def leave(self, slot: Slot | None) -> float | None:
+        """The request holding ``slot`` was answered (or abandoned). Returns the seconds
+        it held its place (None when it held none)."""
         if slot is None or not slot.admitted or slot.epoch != self._cap_epoch:
-            return
+            return None
+        now = self.clock()
         if self._cap is not None:
-            self._cap.finished(self.clock())
+            self._cap.finished(now)
+        return now - slot.since
 
     def _current_cap(self, config: GatewayConfig) -> ConcurrencyCap | None:
         key = (config, config.concurrency_limit)

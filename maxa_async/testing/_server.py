@@ -288,7 +288,10 @@ class FakeGateway:
             raise
         finally:
             stats.in_flight -= 1
-            self._limiting.leave(slot)
+            held = self._limiting.leave(slot)
+            if held is not None:
+                stats.cap_holds += 1
+                stats.cap_hold_seconds += held
 
     async def _answer_operation(
         self, request: web.Request, method: str, answer: Answer, slot: Slot | None

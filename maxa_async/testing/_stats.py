@@ -51,6 +51,11 @@ class GatewayStats:
     in_flight: int = 0
     #: Highest ``in_flight`` seen since start or the last reset.
     peak_in_flight: int = 0
+    #: Requests that held a place under the concurrency cap, and the seconds they held
+    #: it in all (arrival to answer): the cap admits ``limit / (seconds / holds)`` per
+    #: second at most, whatever the configured latency says.
+    cap_holds: int = 0
+    cap_hold_seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-able copy (dict keys stay ints here; ``/__stats`` spells them as strings)."""
@@ -70,6 +75,8 @@ class GatewayStats:
             "client_closed": self.client_closed,
             "in_flight": self.in_flight,
             "peak_in_flight": self.peak_in_flight,
+            "cap_holds": self.cap_holds,
+            "cap_hold_seconds": self.cap_hold_seconds,
         }
 
     def reset(self) -> None:

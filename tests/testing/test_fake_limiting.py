@@ -40,6 +40,18 @@ def test_a_changed_limit_keeps_the_places_in_flight() -> None:
     assert fourth.admitted
 
 
+def test_leaving_says_how_long_the_place_was_held() -> None:
+    config = GatewayConfig(concurrency_limit=1)
+    clock = FakeClock()
+    limiting = Limiting(clock)
+    held = limiting.arrive(config)
+    refused = limiting.arrive(config)
+    clock.now += 0.25
+    assert limiting.leave(held) == 0.25
+    assert limiting.leave(refused) is None  # refused: it held no place
+    assert limiting.leave(None) is None  # no cap
+
+
 def test_places_taken_before_the_cap_went_away_free_nothing_later() -> None:
     config = GatewayConfig(concurrency_limit=1)
     limiting = Limiting(FakeClock())

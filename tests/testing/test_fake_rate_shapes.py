@@ -151,6 +151,17 @@ async def test_concurrency_cap_refuses_the_third_in_flight(
     assert [(await wire.validate()).status for _ in range(3)] == [200] * 3
 
 
+async def test_the_stats_count_the_seconds_places_were_held(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    gw, wire = await started(maxa_gateway_factory, wire_for, concurrency_limit=2, latency=0.2)
+    replies = await asyncio.gather(*(wire.validate() for _ in range(3)))
+    assert sorted(reply.status for reply in replies) == [200, 200, 429]
+    assert gw.stats.cap_holds == 2  # the refused one held no place
+    assert gw.stats.cap_hold_seconds >= 2 * 0.2  # each held its place through the latency
+    assert gw.stats.as_dict()["cap_holds"] == 2
+
+
 async def test_concurrency_cap_answers_429_by_default(
     maxa_gateway_factory: Factory, wire_for: WireFor
 ) -> None:

@@ -70,6 +70,8 @@ async def test_stats_endpoint_matches_python_and_needs_no_credentials(
         "client_closed",
         "in_flight",
         "peak_in_flight",
+        "cap_holds",
+        "cap_hold_seconds",
     }
     # control endpoints are not counted
     assert (await wire.stats())["requests"] == 2
