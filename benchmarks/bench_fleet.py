@@ -10,7 +10,7 @@ with ``--rps-limit R`` (fixed one-second windows, 429 + Retry-After beyond R):
   ``fleet_rate_limit = headroom * R``: one GCRA budget and one 429 cooldown for all.
 * fleet, no fleet_rate_limit: the same Redis (one token, a shared cooldown for long
   Retry-Afters) and a shared pace the fleet learns from the gateway's answers (each
-  client's own pacer still reacts to the 429s it gets).
+  client's own pacer leaves the 429s to it).
 * no Redis, adaptive: each client on its own (its pacer, its own cooldown).
 * no Redis, R/N each: each client capped at ``headroom * R / N`` (a static split).
 
@@ -212,6 +212,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="lanes per process")
     parser.add_argument("--headroom", type=float, default=0.95, help="fleet budget / R")
     parser.add_argument("--latency", type=float, default=0.005, help="gateway latency, s")
+    parser.add_argument(
+        "--only", default="", help="run only the scenarios whose name starts with this"
+    )
     args = parser.parse_args()
 
     rows = []
@@ -229,6 +232,7 @@ def main() -> None:
         if redis_url is None:
             print("redis-server not found: the fleet scenario is skipped", file=sys.stderr)
             scenarios = scenarios[2:]
+        scenarios = [s for s in scenarios if s[0].startswith(args.only)]
         for name, url, own_rate in scenarios:
             learned = name.startswith("fleet, no")
             result = _scenario(info, args, redis_url=url, own_rate=own_rate, learned=learned)

@@ -230,13 +230,6 @@ class MaxaClient:
         self._cache = options.cache
         self._rng = random.Random()
         self.stats = ClientStats()
-        self._limiter = Limiter(
-            options.max_concurrency,
-            adaptive=options.adaptive,
-            rate_limit=options.rate_limit,
-            fail_fast=options.fail_fast,
-            latency_tolerance=options.latency_tolerance,
-        )
         # Fleet mode: the Fleet given, or the one made here from redis_url. The client
         # keeps it, for its stats and to close it.
         self._fleet = options.fleet
@@ -255,6 +248,17 @@ class MaxaClient:
             gate = self._fleet.rate_gate if gate is None else gate
             self.stats.fleet = self._fleet.stats
         self._gate = gate
+        # A gate that learns the shared pace paces for the client (its own pacer keeps
+        # only rate_limit): two pacers in series would cut twice for one overshoot.
+        learns_pace = gate is not None and gate.learns_pace
+        self._limiter = Limiter(
+            options.max_concurrency,
+            adaptive=options.adaptive,
+            rate_limit=options.rate_limit,
+            fail_fast=options.fail_fast,
+            latency_tolerance=options.latency_tolerance,
+            pace_adaptive=options.adaptive and not learns_pace,
+        )
         self.stats.limiter = self._limiter.state
         self._transport = AiohttpTransport(
             self._base_url,

@@ -168,26 +168,37 @@ return 1
 
 # The learned pace (no ``rate_limit``): GCRA as above, at a pace the fleet finds from the
 # gateway's answers. KEYS[1] tat, KEYS[2] cooldown, KEYS[3] pace (hash: gen, w, start,
-# epoch), KEYS[4] admitted, KEYS[5] refused (rings of counts per 50 ms over 2 s: fields
-# t<slot> its bucket, n<slot> its count); ARGV[1] burst (sends back to back, >= 1),
-# ARGV[2] longest acceptable wait us (-1: any), ARGV[3] "1": only check the cooldown,
-# ARGV[4] successes to count, ARGV[5] refusals to count, ARGV[6] the pace generation
-# those refusals' sends went at. Returns {kind, microseconds, generation, pace in
-# milli-requests/second (0: unpaced), 1 if this call cut the pace}.
+# epoch, spent, since, probe, floor, top, ramp), KEYS[4] admitted, KEYS[5] refused (rings
+# of counts per 10 ms over 1.1 s: fields t<slot> its bucket, n<slot> its count);
+# ARGV[1] burst (sends back to back, >= 1), ARGV[2] longest acceptable wait us (-1: any),
+# ARGV[3] "reserve" a slot, "check" the slot reserved at generation ARGV[8] (the cooldown,
+# and whether the pace it was reserved at still holds: else reserve again) or only
+# "report"; ARGV[4] successes to count, ARGV[5] refusals and ARGV[7] successes of sends
+# made at generation ARGV[6] (the pace in force when they went). Returns {kind,
+# microseconds, generation, pace in milli-requests/second (0: unpaced), 1 if this call cut
+# the pace}; kind 3: no slot now, ask again after that long.
 #
 # The rule, the single-client pacer's made fleet-wide: unpaced until refused. When fresh
 # refusals (of sends made at the pace in force) are at least three and 2% of the last
-# 250 ms of answers, cut once (the generation moves on, so the refusals of sends made
-# before are ignored, whichever process reports them) to what the fleet delivered over
-# the last second. After the first cut (what a start delivered, burst and all, says
-# little) the pace doubles every 250 ms until refused again; after the others it climbs
-# on a cubic curve (CUBIC): back to the estimate 1.5 s after the cut, flat near it,
-# steeper beyond. Never past twice what was delivered in the last second, though (a pace
-# that grew while the fleet was idle would be a burst).
+# 250 ms of answers, the gateway's window is spent: the generation moves on (refusals of
+# sends made before are ignored, whichever process reports them, and slots reserved at
+# the old pace are void) and only a few probes go, at half the pace refused, halving
+# every 50 ms (a spent fixed window refuses all until its end, and every refusal costs
+# its caller a whole Retry-After), down to a sixteenth of the estimate. The first
+# success of a probe says the window reopened: what the fleet delivered over the second
+# before it is what a window admits (windows measured whole: that second is the window
+# that was spent), and the pace restarts just under it, climbing back on a cubic curve
+# (CUBIC): flat near the estimate, steeper beyond, never past twice what was delivered in
+# the last second (a pace that grew while the fleet was idle would be a burst). A first
+# window that reopened at once (a token bucket: its burst spent, a second of history
+# that is mostly not yet there) says little: from there the pace doubles every 250 ms
+# until refused again.
 _LEARNED_GCRA_LUA: Final = """
-local BUCKET, SLOTS, RECENT, SECOND = 50000, 40, 5, 20
+local BUCKET, SLOTS, RECENT, SECOND = 10000, 110, 25, 100
 local MIN_REFUSALS, CUT_SHARE, HEADROOM, PLATEAU, MIN_RATE = 3, 0.02, 0.97, 1.5, 2.0
-local DOUBLING, CUT = 0.25, 0.85  -- seconds per doubling of the first pace; deepest cut
+local DOUBLING, HALVING, FLOOR_SHARE, QUICK_REOPEN = 0.25, 0.05, 1 / 16, 0.1  -- seconds
+local PROMPT = 0.1  -- s: a reopening found this soon after a refused probe was probed
+local POLL = 100000  -- us: while spent, callers beyond the next probe ask again this late
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local idx = math.floor(now / BUCKET)
@@ -202,103 +213,118 @@ local function add(key, n)
   redis.call('PEXPIRE', key, 5000)
 end
 
-local function counts(key)  -- counts[j]: the count j buckets ago (0: the one filling)
+local function recent(key, buckets)  -- the count over the last buckets (the filling one too)
   local raw = redis.call('HGETALL', key)
   local fields = {}
   for i = 1, #raw, 2 do fields[raw[i]] = tonumber(raw[i + 1]) end
-  local out = {}
-  for j = 0, SLOTS - 1 do
-    local slot = (idx - j) % SLOTS
-    out[j] = (fields['t' .. slot] == idx - j) and fields['n' .. slot] or 0
-  end
-  return out
-end
-
-local function sum(c, first, last)
   local total = 0
-  for j = first, last do total = total + c[j] end
+  for j = 0, buckets - 1 do
+    local slot = (idx - j) % SLOTS
+    if fields['t' .. slot] == idx - j then total = total + fields['n' .. slot] end
+  end
   return total
 end
 
-local function span(buckets)  -- seconds in the last buckets, the filling one included
-  return ((buckets - 1) * BUCKET + now - idx * BUCKET) / 1e6
+local function delivered()  -- successes per second over the last second
+  local seconds = ((SECOND - 1) * BUCKET + now - idx * BUCKET) / 1e6
+  return recent(KEYS[4], SECOND) / seconds
 end
 
-local state = redis.call('HMGET', KEYS[3], 'gen', 'w', 'start', 'epoch')
-local gen = tonumber(state[1] or '0')
-local w = tonumber(state[2] or '0')  -- the estimate; 0: never refused, unpaced
-local start = tonumber(state[3] or '0')
-local epoch = tonumber(state[4] or '0')
+local names = {'gen', 'w', 'start', 'epoch', 'spent', 'since', 'last', 'probe', 'floor', 'top',
+  'seen', 'ramp'}
+local raw = redis.call('HMGET', KEYS[3], unpack(names))
+local s = {}
+for i, name in ipairs(names) do s[name] = tonumber(raw[i] or '0') end
 
 local function pace()
-  if w <= 0 then return nil end
-  local seconds = (now - epoch) / 1e6
+  if s.spent == 1 then
+    return math.max(s.floor, s.probe * 2 ^ (-(now - s.since) / 1e6 / HALVING))
+  end
+  if s.w <= 0 then return nil end
+  local seconds = (now - s.epoch) / 1e6
   local p
-  if gen == 1 then
-    p = start * 2 ^ (seconds / DOUBLING)
+  if s.ramp == 1 then
+    p = s.start * 2 ^ (seconds / DOUBLING)
   else
     local x = seconds - PLATEAU
-    p = w * (1 + (1 - start / w) / PLATEAU ^ 3 * x * x * x)
+    p = s.w * (1 + (1 - s.start / s.w) / PLATEAU ^ 3 * x * x * x)
   end
-  if p > w then
-    local delivered = sum(counts(KEYS[4]), 0, SECOND - 1) / span(SECOND)
-    p = math.min(p, math.max(w, 2 * delivered))
-  end
+  if p > s.w then p = math.min(p, math.max(s.w, 2 * delivered())) end
   return math.max(MIN_RATE, p)
 end
 
+local function save()
+  local fields = {}
+  for _, name in ipairs(names) do
+    table.insert(fields, name)
+    table.insert(fields, string.format('%.17g', s[name]))
+  end
+  redis.call('HSET', KEYS[3], unpack(fields))
+end
+
 local cut = 0
-local ok, refused = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ok, refused, fresh_ok = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[7])
 if ok > 0 then add(KEYS[4], ok) end
-if refused > 0 and tonumber(ARGV[6]) == gen then
-  add(KEYS[5], refused)
-  local admitted = counts(KEYS[4])
-  local recent_refused = sum(counts(KEYS[5]), 0, RECENT - 1)
-  local recent_ok = sum(admitted, 0, RECENT - 1)
-  local share = recent_refused / (recent_ok + recent_refused)
-  if recent_refused >= MIN_REFUSALS and share >= CUT_SHARE then
-    local refused_pace = pace()
-    if refused_pace then
-      -- What was delivered over the last second, but no more than the pace (a fixed
-      -- window's admissions may bunch on both sides of its edge, up to twice its rate in
-      -- one second) and no less than CUT times it (callers that all wait out a
-      -- Retry-After deliver nothing for a while, whatever the gateway admits).
-      w = sum(admitted, 0, SECOND - 1) / span(SECOND)
-      w = math.min(refused_pace, math.max(CUT * refused_pace, w))
+if tonumber(ARGV[6]) == s.gen then
+  if refused > 0 then add(KEYS[5], refused) end
+  if s.spent == 1 and refused > 0 then s.last = now end
+  if s.spent == 1 and fresh_ok > 0 then
+    -- Reopened. The successes just reported are the new window's, not the spent one's.
+    local w
+    if now - s.last <= PROMPT * 1e6 then
+      local seconds = ((SECOND - 1) * BUCKET + now - idx * BUCKET) / 1e6
+      w = (recent(KEYS[4], SECOND) - fresh_ok) / seconds
     else
-      -- The first cut: what the start delivered (a burst, maybe less than what the
-      -- gateway admits: the pace doubles from there until refused again).
-      w = sum(admitted, 0, SECOND - 1) / span(SECOND)
+      -- Nobody probed the spent window's end (its callers all slept a Retry-After): the
+      -- second before the cut holds the window, and maybe the tail of the one before.
+      w = s.seen
+      if s.top > 0 then w = math.min(w, s.top) end  -- the pace refused was past it
     end
     w = math.max(MIN_RATE, w)
-    start = HEADROOM * w
-    epoch = now
-    gen = gen + 1
-    cut = 1
-    redis.call('HSET', KEYS[3], 'gen', gen, 'w', tostring(w), 'start', tostring(start),
-      'epoch', string.format('%.0f', epoch))
-    redis.call('DEL', KEYS[5])
+    s.ramp = (s.w <= 0 and now - s.since < QUICK_REOPEN * 1e6) and 1 or 0
+    s.w, s.start, s.epoch, s.spent = w, HEADROOM * w, now, 0
+    s.gen = s.gen + 1  -- refusals of the probes sent into the spent window: no news
+    save()
+    redis.call('DEL', KEYS[1], KEYS[5])
+  elseif s.spent == 0 and refused > 0 then
+    local refused_lately = recent(KEYS[5], RECENT)
+    local answers = refused_lately + recent(KEYS[4], RECENT)
+    if refused_lately >= MIN_REFUSALS and refused_lately >= CUT_SHARE * answers then
+      local refused_pace = pace()
+      local basis = refused_pace or delivered()  -- unpaced: what the burst delivered
+      s.top = refused_pace or 0
+      s.probe = math.max(MIN_RATE, basis / 2)
+      s.floor = math.max(MIN_RATE, FLOOR_SHARE * (s.w > 0 and s.w or basis))
+      s.seen = delivered()
+      s.spent, s.since, s.last, s.gen = 1, now, now, s.gen + 1
+      cut = 1
+      save()
+      redis.call('DEL', KEYS[1], KEYS[5])
+    end
   end
 end
-if w > 0 then redis.call('PEXPIRE', KEYS[3], 3600000) end
+if s.w > 0 or s.spent == 1 then redis.call('PEXPIRE', KEYS[3], 3600000) end
 
 local cool = redis.call('PTTL', KEYS[2])
-if cool > 0 then return {1, cool * 1000, gen, 0, cut} end
+if cool > 0 then return {1, cool * 1000, s.gen, 0, cut} end
 local rate = pace()
-if rate == nil then return {0, 0, gen, 0, cut} end
+if rate == nil then return {0, 0, s.gen, 0, cut} end
 local milli = math.floor(rate * 1000)
-if ARGV[3] == '1' then return {0, 0, gen, milli, cut} end
+if ARGV[3] == 'report' or (ARGV[3] == 'check' and tonumber(ARGV[8]) == s.gen) then
+  return {0, 0, s.gen, milli, cut}
+end
 local interval = 1e6 / rate
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local wait = tat - now - interval * (tonumber(ARGV[1]) - 1)
 if wait < 0 then wait = 0 end
 local limit = tonumber(ARGV[2])
-if limit >= 0 and wait > limit then return {2, wait, gen, milli, cut} end
+if limit >= 0 and wait > limit then return {2, wait, s.gen, milli, cut} end
+if s.spent == 1 and wait > interval then return {3, POLL, s.gen, milli, cut} end
 local new_tat = tat + interval
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
   math.ceil((new_tat - now) / 1000) + 1000)
-return {0, wait, gen, milli, cut}
+return {0, wait, s.gen, milli, cut}
 """
 
 _SCRIPTS: Final = {
@@ -321,11 +347,12 @@ _sent_at_generation: contextvars.ContextVar[int | None] = contextvars.ContextVar
 )
 
 #: How long a refusal's report waits for the rest of its burst (one round trip for all).
-_REPORT_DELAY: Final = 0.02
+_REPORT_DELAY: Final = 0.005
 
 _GO: Final = 0
 _COOLING: Final = 1
 _TOO_LATE: Final = 2
+_POLL: Final = 3  # the learned pace's window is spent: no slot now, ask again later
 
 
 def _check_positive(name: str, value: object) -> None:
@@ -725,6 +752,7 @@ class RedisRateGate:
         # Answers not yet reported to Redis, and the fleet's pace generation as last seen
         # (a refusal counts only if its send went at the pace in force: one cut per event).
         self._admitted = 0
+        self._fresh_admitted = 0  # of sends made at the generation in force
         self._refused = 0
         self._generation = 0
         self._reporter: asyncio.Task[None] | None = None
@@ -734,12 +762,18 @@ class RedisRateGate:
         self.wait_total = 0.0
         self.cooldowns = 0  # fleet-wide pauses this process started or extended
 
+    @property
+    def learns_pace(self) -> bool:
+        """True without a ``rate_limit``: the fleet learns its pace, so each client's own
+        pacer leaves refusals to it."""
+        return self.learns
+
     async def acquire(self, deadline: float | None) -> None:
-        check_only = False
+        mode, slot_generation = "reserve", 0
         while True:
             left = -1 if deadline is None else max(0, int((deadline - time.monotonic()) * 1e6))
             try:
-                kind, micros = await self._reserve(left, check_only)
+                kind, micros, generation = await self._reserve(left, mode, slot_generation)
             except _Unavailable:
                 return
             wait = micros / 1e6
@@ -747,7 +781,15 @@ class RedisRateGate:
                 if wait <= 0:
                     return
                 await self._sleep(wait)
-                check_only = True  # a cooldown may have begun while we slept
+                # A cooldown may have begun while we slept, or the learned pace been cut
+                # (the slot was reserved at a pace refused since: take a new one).
+                mode, slot_generation = "check", generation
+                continue
+            if kind == _POLL:
+                if deadline is not None:
+                    wait = min(wait, max(0.0, deadline - time.monotonic()))
+                await self._sleep(wait * random.uniform(0.5, 1.0))
+                mode = "reserve"
                 continue
             if kind == _TOO_LATE:
                 raise RateLimitedError(
@@ -763,32 +805,38 @@ class RedisRateGate:
                     retryable=False,
                 )
             await self._sleep(wait)
-            check_only = False  # any slot we had fell inside the pause: take a new one
+            mode = "reserve"  # any slot we had fell inside the pause: take a new one
 
-    async def _reserve(self, left: int, check_only: bool) -> tuple[int, int]:
-        """One round trip: (kind, microseconds) for a send; raises _Unavailable."""
+    async def _reserve(self, left: int, mode: str, slot_generation: int) -> tuple[int, int, int]:
+        """One round trip: (kind, microseconds, the pace generation) for a send (``mode``
+        "reserve"), for one whose slot, reserved at ``slot_generation``, has come
+        ("check"), or none ("report": counts only); raises _Unavailable."""
         if not self.learns:
+            check_only = int(mode != "reserve")
             kind, micros = await self.fleet.script(
-                "gcra", self._keys, [self._interval_us, self._tolerance_us, left, int(check_only)]
+                "gcra", self._keys, [self._interval_us, self._tolerance_us, left, check_only]
             )
-            return int(kind), int(micros)
-        # The counts go now (and are gone if Redis fails: each client's own pacer still
-        # reacts to them); answers arriving meanwhile wait for the next round trip.
-        admitted, refused, self._admitted, self._refused = self._admitted, self._refused, 0, 0
+            return int(kind), int(micros), 0
+        # The counts go now (and are gone if Redis fails: the gate then lets everything
+        # through); answers arriving meanwhile wait for the next round trip.
+        admitted, fresh, refused = self._admitted, self._fresh_admitted, self._refused
+        self._admitted = self._fresh_admitted = self._refused = 0
         kind, micros, generation, milli_rps, cut = await self.fleet.script(
             "learned_gcra",
             self._learned_keys,
-            [self.burst, left, int(check_only), admitted, refused, self._generation],
+            [self.burst, left, mode, admitted, refused, self._generation, fresh, slot_generation],
         )
         if int(generation) != self._generation:
             self._generation = int(generation)
-            self._refused = 0  # refusals of sends made before the cut: reacted to already
+            # Answers to sends made at an older pace: reacted to already.
+            self._refused = self._fresh_admitted = 0
         self.pace_cuts += int(cut)
         if int(kind) == _GO:
             self.pace = int(milli_rps) / 1000 or None
-            # The send about to go, at this pace: observe() tells its answer apart.
-            _sent_at_generation.set(self._generation)
-        return int(kind), int(micros)
+            if mode != "report":
+                # The send about to go, at this pace: observe() tells its answer apart.
+                _sent_at_generation.set(self._generation)
+        return int(kind), int(micros), int(generation)
 
     async def _sleep(self, seconds: float) -> None:
         self.waits += 1
@@ -802,13 +850,14 @@ class RedisRateGate:
         a send made before the fleet's last cut says nothing new."""
         if not self.learns:
             return
+        sent_at = _sent_at_generation.get()
+        fresh = sent_at is None or sent_at == self._generation
         if not rate_limited:
             self._admitted += 1
-        elif retry_after is None or retry_after <= _SHORT_RETRY_AFTER:
-            sent_at = _sent_at_generation.get()
-            if sent_at is None or sent_at == self._generation:
-                self._refused += 1
-                self._report_soon()
+            self._fresh_admitted += fresh
+        elif fresh and (retry_after is None or retry_after <= _SHORT_RETRY_AFTER):
+            self._refused += 1
+            self._report_soon()
 
     def _report_soon(self) -> None:
         if self._reporter is None or self._reporter.done():
@@ -818,7 +867,7 @@ class RedisRateGate:
         await asyncio.sleep(_REPORT_DELAY)  # the burst's other refusals join this report
         if self._admitted or self._refused:
             with contextlib.suppress(_Unavailable):
-                await self._reserve(-1, check_only=True)
+                await self._reserve(-1, "report", 0)
 
     async def cool_down(self, seconds: float) -> None:
         ms = math.ceil(seconds * 1000)

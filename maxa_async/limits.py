@@ -62,6 +62,12 @@ class RateGate(Protocol):
     async def cool_down(self, seconds: float) -> None:
         """Pause every member of the budget for ``seconds``."""
 
+    @property
+    def learns_pace(self) -> bool:
+        """Whether the gate learns the shared pace from what ``observe`` tells it. Then
+        the client's own pacer does not also react to refusals (two pacers in series cut
+        twice for one overshoot); its concurrency bound still adapts."""
+
     async def aclose(self) -> None:
         """Release connections."""
 
@@ -272,6 +278,7 @@ class Limiter:
         fail_fast: bool = False,
         latency_tolerance: float | None = None,
         clock: Clock = time.monotonic,
+        pace_adaptive: bool | None = None,
     ) -> None:
         if rate_limit is not None and (not _finite(rate_limit) or rate_limit <= 0):
             raise ValueError(f"rate_limit must be positive requests/second, got {rate_limit!r}")
@@ -282,7 +289,10 @@ class Limiter:
             latency_tolerance=latency_tolerance,
             clock=clock,
         )
-        self.pacer = Pacer(cap=rate_limit, adaptive=adaptive)
+        # pace_adaptive=False (a shared gate learns the pace): the pacer keeps only the cap.
+        self.pacer = Pacer(
+            cap=rate_limit, adaptive=adaptive if pace_adaptive is None else pace_adaptive
+        )
         self.cooldown = Cooldown(clock)
         self.fail_fast = fail_fast
         self._clock = clock

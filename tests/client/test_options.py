@@ -64,6 +64,10 @@ class _CountingGate:
     async def cool_down(self, seconds: float) -> None:
         return None
 
+    @property
+    def learns_pace(self) -> bool:
+        return False
+
     async def aclose(self) -> None:
         self.closes += 1
 

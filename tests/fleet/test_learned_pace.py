@@ -52,12 +52,19 @@ async def _pace_state(redis_url: str, gate: RedisRateGate) -> dict[str, float]:
 async def _set_curve(
     redis_url: str, gate: RedisRateGate, *, estimate: float, start: float, since_cut: float
 ) -> None:
-    """Put the fleet's pace on its cubic curve (a cut after the first, generation 2),
+    """Put the fleet's pace on its cubic curve (a reopening after a cut, generation 2),
     ``since_cut`` seconds after the cut (Redis's clock), with an empty timeline."""
     async with aioredis.from_url(redis_url) as peek:
         seconds, micros = await peek.time()
         epoch = int(seconds) * 1_000_000 + int(micros) - since_cut * 1e6
-        mapping = {"gen": "2", "w": str(estimate), "start": str(start), "epoch": f"{epoch:.0f}"}
+        mapping = {
+            "gen": "2",
+            "w": str(estimate),
+            "start": str(start),
+            "epoch": f"{epoch:.0f}",
+            "spent": "0",
+            "ramp": "0",
+        }
         await peek.hset(gate.fleet.key("pace"), mapping=mapping)  # type: ignore[arg-type]
         await peek.delete(gate.fleet.key("gcra"))
 
@@ -80,17 +87,29 @@ async def test_unpaced_until_refused_and_the_fleet_cuts_once_per_congestion_even
     await second.acquire(None)
     assert (first.pace_cuts, second.pace_cuts) == (1, 0)
     state = await _pace_state(redis_url, first)
-    assert state["gen"] == 1
-    # The 200 successes over the last second (the newest 50 ms of it only just begun).
-    assert 200 <= state["w"] <= 200 / 0.95
+    assert state["gen"] == 1 and state["spent"] == 1
+    # Spent: probes only, at half what the burst delivered (its 200 successes over the
+    # last second, the newest 10 ms of it only just begun).
+    assert 200 <= state["seen"] <= 200 / 0.99
+    assert state["probe"] == pytest.approx(state["seen"] / 2)
+    assert second.pace is not None and second.pace <= state["probe"]
+
+    # A probe admitted: the window reopened, and it held what the second before it did
+    # (the reopening's own success is the next window's).
+    _answers(second, admitted=1)
+    await second.acquire(None)
+    state = await _pace_state(redis_url, second)
+    assert state["gen"] == 2 and state["spent"] == 0
+    assert 200 <= state["w"] <= 200 / 0.99
     assert state["start"] == pytest.approx(0.97 * state["w"])
-    assert second.pace is not None and second.pace <= state["w"]
+    assert state["ramp"] == 1  # the first window reopened at once: a ramp from there
+    assert second.pace is not None and second.pace == pytest.approx(state["start"], rel=0.05)
 
     # Refused again at the new pace: one more cut, reported by whichever process saw it.
     _answers(second, refused=5)
     await second.acquire(None)
-    assert second.pace_cuts == 1
-    assert (await _pace_state(redis_url, second))["gen"] == 2
+    assert (first.pace_cuts, second.pace_cuts) == (1, 1)
+    assert (await _pace_state(redis_url, second))["gen"] == 3
 
 
 async def test_a_stray_refusal_or_two_cut_nothing(
@@ -99,13 +118,16 @@ async def test_a_stray_refusal_or_two_cut_nothing(
     gate = _gate(gates, redis_url)
     _answers(gate, admitted=100, refused=3)  # refused at once: the first cut
     await gate.acquire(None)
+    _answers(gate, admitted=1)  # a probe admitted: reopened
+    await gate.acquire(None)
     assert gate.pace_cuts == 1
+    assert (await _pace_state(redis_url, gate))["gen"] == 2
     _answers(gate, admitted=300, refused=2)  # two at the new pace: fewer than three
     await gate.acquire(None)
     _answers(gate, admitted=300, refused=1)  # three, but 1% of the recent answers
     await gate.acquire(None)
     assert gate.pace_cuts == 1
-    assert (await _pace_state(redis_url, gate))["gen"] == 1
+    assert (await _pace_state(redis_url, gate))["gen"] == 2
 
 
 async def test_long_retry_afters_are_the_cooldowns_not_the_paces(
@@ -116,6 +138,56 @@ async def test_long_retry_afters_are_the_cooldowns_not_the_paces(
         gate.observe(True, 5.0)
     await gate.acquire(None)
     assert gate.pace_cuts == 0 and gate.pace is None
+
+
+async def test_a_spent_window_gets_few_probes_and_slots_reserved_before_a_cut_are_void(
+    redis_url: str, gates: contextlib.AsyncExitStack
+) -> None:
+    gate, other = _gate(gates, redis_url), _gate(gates, redis_url)
+    _answers(gate, admitted=100, refused=3)
+    await gate.acquire(None)  # the cut: spent, probes at 50/s, halving every 50 ms
+    kinds = [(await gate._reserve(-1, "reserve", 0))[0] for _ in range(10)]
+    # The next probe's slot or two are taken; the other callers are told to ask again
+    # later (a queue of slots at a probe's pace would hold them long after a reopening).
+    assert kinds.count(0) <= 3 and kinds.count(3) >= 7
+
+    _answers(gate, admitted=1)
+    await gate.acquire(None)  # reopened: generation 2, the timeline starts afresh
+    kind, _, generation = await other._reserve(-1, "reserve", 0)
+    assert (kind, generation) == (0, 2)
+    async with aioredis.from_url(redis_url) as peek:
+        tat = await peek.get(gate.fleet.key("gcra"))
+        # A slot's time came at the pace it was reserved at: only the cooldown is checked.
+        assert (await gate._reserve(-1, "check", 2))[:1] == (0,)
+        assert await peek.get(gate.fleet.key("gcra")) == tat
+        # Another process cut the pace meanwhile: the slot is void, a new one is taken.
+        _answers(other, refused=5)
+        await other._reserve(-1, "report", 0)
+        kind, _, generation = await gate._reserve(-1, "check", 2)
+        assert generation == 3 and kind == 0
+        assert await peek.get(gate.fleet.key("gcra")) not in (None, tat)
+
+
+async def test_a_reopening_nobody_probed_takes_the_second_before_the_cut(
+    redis_url: str, gates: contextlib.AsyncExitStack
+) -> None:
+    gate = _gate(gates, redis_url)
+    _answers(gate, admitted=1)
+    await gate.acquire(None)
+    await _set_curve(redis_url, gate, estimate=100, start=50, since_cut=1.5)  # 100/s
+    await gate.acquire(None)  # a send at that pace (generation 2)
+    _answers(gate, admitted=150, refused=10)
+    await gate.acquire(None)  # refused at 100/s: the cut
+    state = await _pace_state(redis_url, gate)
+    assert state["spent"] == 1 and 151 <= state["seen"] <= 151 / 0.99
+    async with aioredis.from_url(redis_url) as peek:
+        # Every caller slept a Retry-After: the last refused probe was long ago.
+        await peek.hset(gate.fleet.key("pace"), "last", f"{state['last'] - 500_000:.0f}")
+    _answers(gate, admitted=1)
+    await gate.acquire(None)
+    state = await _pace_state(redis_url, gate)
+    # What the second before the cut delivered, but no more than the pace refused.
+    assert state["spent"] == 0 and state["w"] == pytest.approx(100, rel=0.02)
 
 
 async def test_after_a_cut_the_pace_climbs_back_and_probes_no_further_than_delivered(
@@ -219,9 +291,11 @@ async def test_a_learning_client_leaves_no_task_behind(redis_url: str) -> None:
             for i in range(40)
         ]
         await asyncio.gather(*(client.validate_cts(item) for item in items))
-        fleet_stats = client.stats.as_dict()["fleet"]
+        stats = client.stats.as_dict()
         assert gateway.stats.rate_limited >= 1  # it was refused, so it learned a pace
-        assert fleet_stats["pace_cuts"] >= 1
+        assert stats["fleet"]["pace_cuts"] >= 1
+        # The fleet paces: the client's own pacer left the refusals to it.
+        assert stats["limiter"]["pace_cuts"] == 0 and stats["limiter"]["pace"] is None
     current = asyncio.current_task()
     assert [t for t in asyncio.all_tasks() if t is not current and not t.done()] == []
 
