@@ -299,7 +299,8 @@ class ClientOptions:
         default=None,
         validator=_optional(
             RateGate,
-            "must implement the RateGate protocol (acquire, observe, cool_down, aclose)",
+            "must implement the RateGate protocol "
+            "(acquire, observe, cool_down, learns_pace, aclose)",
         ),
     )
     fleet: Fleet | None = attrs.field(default=None, validator=_fleet)
