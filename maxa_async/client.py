@@ -821,6 +821,10 @@ class MaxaClient:
                 self._budget.refund()
             return result
         finally:
+            if rate_limited and self._gate is not None:
+                # A gate that learns the pace paces for us, unless it cannot now (its
+                # Redis is down): then our own pacer finds a pace again.
+                limiter.pace_adaptively(self.options.adaptive and not self._gate.learns_pace)
             limiter.release(sent_at, latency, rate_limited, retry_after=retry_after, budget=budget)
             if answered and self._gate is not None:
                 self._gate.observe(rate_limited, retry_after)

@@ -764,9 +764,10 @@ class RedisRateGate:
 
     @property
     def learns_pace(self) -> bool:
-        """True without a ``rate_limit``: the fleet learns its pace, so each client's own
-        pacer leaves refusals to it."""
-        return self.learns
+        """True without a ``rate_limit`` while Redis answers: the fleet learns its pace,
+        so each client's own pacer leaves refusals to it. While Redis is down (the gate
+        lets everything through) each client's pacer finds its own pace again."""
+        return self.learns and not self.fleet.degraded
 
     async def acquire(self, deadline: float | None) -> None:
         mode, slot_generation = "reserve", 0

@@ -418,6 +418,11 @@ class Limiter:
             self.pacer.admitted(started, now, budget)
         self.bound.give_back()
 
+    def pace_adaptively(self, adaptive: bool) -> None:
+        """Let the pacer react to refusals, or leave them to a shared gate that learns the
+        pace (it keeps only ``rate_limit`` then)."""
+        self.pacer.adaptive = adaptive
+
     def cool_down(self, seconds: float) -> bool:
         """Pause every caller for ``seconds``; True if it extended the pause."""
         return self.cooldown.extend(seconds)

@@ -46,7 +46,9 @@ def _answers(gate: RedisRateGate, admitted: int = 0, refused: int = 0) -> None:
 async def _pace_state(redis_url: str, gate: RedisRateGate) -> dict[str, float]:
     async with aioredis.from_url(redis_url) as peek:
         raw = await peek.hgetall(gate.fleet.key("pace"))
-    return {key.decode(): float(value) for key, value in raw.items()}
+    return {
+        key.decode() if isinstance(key, bytes) else key: float(value) for key, value in raw.items()
+    }
 
 
 async def _set_curve(
@@ -276,6 +278,35 @@ async def test_redis_down_lets_everything_through_and_observe_never_raises(
         assert gate.waits == 0
     finally:
         await fleet.aclose()
+
+
+async def test_with_redis_down_the_clients_own_pacer_finds_a_pace_again(
+    private_redis: Any,
+) -> None:
+    server: RedisServer = private_redis()
+    config = GatewayConfig(rps_limit=50, rate_limiter="token-bucket", rate_burst=2)
+    async with FakeGateway(config) as gateway:
+        fleet = Fleet(
+            server.url, credentials=gateway.credentials, retry_after=60.0, redis_timeout=0.5
+        )
+        assert fleet.rate_gate.learns_pace is True
+        async with maxa.MaxaClient(
+            gateway.credentials, base_url=gateway.base_url, fleet=fleet
+        ) as client:
+            assert client.limiter.pacer.adaptive is False  # the fleet paces
+            await client.terminology("thritaEHR.Religion", "1")  # the token, through Redis
+            server.stop()
+            items = [
+                maxa.CodedText(value=f"v{i}", terminology_id="ContactType", coded_string="1")
+                for i in range(40)
+            ]
+            await asyncio.gather(*(client.validate_cts(item) for item in items))
+            assert fleet.degraded is True
+            assert fleet.rate_gate.learns_pace is False
+            assert gateway.stats.rate_limited >= 1
+            # Refused while the gate could not learn: the client's own pacer paces again.
+            assert client.limiter.pacer.adaptive is True
+            assert client.stats.as_dict()["limiter"]["pace_cuts"] >= 1
 
 
 async def test_a_learning_client_leaves_no_task_behind(redis_url: str) -> None:
