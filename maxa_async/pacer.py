@@ -172,7 +172,9 @@ class Pacer:
         # CUBIC: W (1 + c (t - K)^3), c chosen so that the pace starts where the cut put
         # it (_HEADROOM * W, or lower): flat near W, steep beyond.
         t = now - self._epoch
-        c = (1 - self._start / self._estimate) / _PLATEAU**3
+        # At least the headroom's climb: a pace cut to the floor (start = W = _MIN_RATE)
+        # must still probe upward.
+        c = (1 - min(self._start, _HEADROOM * self._estimate) / self._estimate) / _PLATEAU**3
         pace = self._estimate * (1 + c * (t - _PLATEAU) ** 3)
         if pace > self._estimate:
             # Probe past W no further than twice what was delivered lately: a pace that
@@ -269,11 +271,14 @@ class Pacer:
         """What a window admits, measured as a spent window admits again."""
         if self._reopened is not None:
             then, count = self._reopened
-            if now - then <= 2.5 * self._horizon:
+            admitted = self._admitted_total - 1 - count
+            if 0.75 * self._horizon <= now - then <= 2.5 * self._horizon and admitted > 0:
                 # One cycle since the last reopening: everything the gateway admitted
                 # from one opening to the next, over that time (what a window holds,
-                # however its limit changed before).
-                return (self._admitted_total - 1 - count) / max(_BUCKET, now - then)
+                # however its limit changed before). A "cycle" well short of the window
+                # began with a stray success (one send let through while the window was
+                # still spent), and says nothing of what a window holds.
+                return admitted / (now - then)
         # The first cycle: the most it admitted in one window lately (the probes that
         # found it open came late, so the last window's worth of time may have missed
         # the burst that spent it).

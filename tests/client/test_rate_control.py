@@ -177,6 +177,46 @@ def test_a_spent_window_halves_the_pace_then_measures_the_window_again() -> None
     assert pacer.estimate == pytest.approx(300, rel=0.05)
 
 
+def _spend(pacer: Pacer, now: float, refusals: int) -> float:
+    """Every send refused, one each 20 ms; returns the time after them."""
+    for _ in range(refusals):
+        now += 0.02
+        pacer.sent(now)
+        pacer.refused(now, now)
+    return now
+
+
+def test_a_stray_success_in_a_spent_window_is_no_reopening_to_measure_from() -> None:
+    # A sliding log of 300/s without Retry-After: one send slips through while the
+    # window is still spent; the cycle from it to the real reopening held nothing.
+    pacer = Pacer()
+    pacer.sent(0.0)
+    for i in range(300):
+        pacer.admitted(0.0, 0.001 + i * 1e-5)
+    now = _spend(pacer, 0.01, 12)
+    pacer.sent(now)
+    pacer.admitted(now, now)  # the stray: taken for a reopening, measured as one
+    now = _spend(pacer, now, 20)
+    now = max(now, 1.05)
+    pacer.sent(now)
+    pacer.admitted(now, now)  # the window admits again, under a second after the stray
+    assert pacer.estimate == pytest.approx(300, rel=0.05)
+    assert pacer.rate(now) == pytest.approx(0.97 * 300, rel=0.01)
+
+
+def test_a_pace_cut_to_the_floor_still_climbs() -> None:
+    pacer = Pacer()
+    now = _answers(pacer, 0.0, 1.0, 300)
+    pacer.refused(now, now)
+    pacer._ramping = False
+    pacer._cut(0.0, now)  # an estimate of nothing: the floor
+    floor = pacer.rate(now)
+    assert floor == 2.0
+    later = _answers(pacer, now, 10.0, 4)  # delivering what the pace allows, and more
+    rate = pacer.rate(later)
+    assert rate is not None and rate > 2 * floor
+
+
 def test_late_timers_catch_up_with_the_schedule_but_a_pause_buys_no_burst() -> None:
     pacer = Pacer(cap=100.0)  # one send per 10 ms
     pacer.sent(0.0)
