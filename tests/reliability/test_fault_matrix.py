@@ -727,6 +727,13 @@ HOSTILE: tuple[tuple[str, str, str], ...] = (
         "test_a_bad_stored_token_is_dropped_and_one_grant_follows",
     ),
     (
+        "Redis down in fleet mode without `fleet_rate_limit` (the fleet learns its pace)",
+        "the gate lets every send through; at its next 429 each client's own pacer finds a "
+        "pace again; back on Redis, the fleet paces again",
+        "tests/fleet/test_learned_pace.py::"
+        "test_with_redis_down_the_clients_own_pacer_finds_a_pace_again",
+    ),
+    (
         "`aclose()` with calls queued and in flight",
         "each ends with `ClientClosedError`; nothing sent after; no session reopened",
         "tests/client/test_close.py::test_calls_in_flight_and_queued_end_with_client_closed",
