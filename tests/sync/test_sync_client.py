@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import aiohttp
 import attrs
 import pytest
 
@@ -286,3 +287,23 @@ def test_a_garbage_collected_client_stops_its_loop(gateway: FakeGateway) -> None
     gc.collect()
     loop_thread.join(timeout=10)
     assert not loop_thread.is_alive()
+
+
+def test_middlewares_reach_the_session_of_the_sync_client(gateway: FakeGateway) -> None:
+    seen: list[tuple[str, int]] = []
+
+    async def record(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        response = await handler(request)
+        seen.append((request.url.path.rsplit("/", 1)[-1], response.status))
+        return response
+
+    with MaxaClient(
+        gateway.credentials,
+        base_url=gateway.base_url,
+        retry=maxa.RetryPolicy.for_tests(),
+        middlewares=[record],
+    ) as client:
+        assert client.terminology("thritaEHR.Religion", "1") == "اسلام"
+    assert seen == [("token", 200), ("Terminology", 200)]
