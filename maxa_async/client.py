@@ -130,6 +130,7 @@ class MaxaClient:
             ``MAXA_REDIS_URL`` by :meth:`from_env`.
         fleet_rate_limit: fleet mode: requests/second for all processes together
             (``MAXA_FLEET_RATE_LIMIT``); set it a few percent under the account's limit.
+            Without it the fleet learns a shared pace from the gateway's answers.
         fleet_options: more :class:`maxa_async.fleet.Fleet` options (lease_seconds,
             key_prefix, burst ...).
         refresh_fraction: refresh ahead once this share of the token's lifetime is gone.
