@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ import pytest
 import redis
 
 import maxa_async as maxa
+from maxa_async.fleet import Fleet, RedisRateGate
 
 REDIS_BINARY = shutil.which("redis-server")
 WORKER = Path(__file__).with_name("worker.py")
@@ -264,3 +265,22 @@ def workers() -> Iterator[Workers]:
         yield pool
     finally:
         pool.stop_all()
+
+
+@pytest.fixture
+async def gates(redis_url: str) -> AsyncIterator[contextlib.AsyncExitStack]:
+    """Closes the fleets made by :func:`make_gate`."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield stack
+
+
+def make_gate(
+    stack: contextlib.AsyncExitStack,
+    redis_url: str,
+    credentials: maxa.Credentials,
+    **options: object,
+) -> RedisRateGate:
+    """One process's rate gate (a Fleet of its own on the account's shared keys)."""
+    fleet = Fleet(redis_url, credentials=credentials, **options)  # type: ignore[arg-type]
+    stack.push_async_callback(fleet.aclose)
+    return fleet.rate_gate

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -15,25 +14,15 @@ import maxa_async as maxa
 from maxa_async.fleet import Fleet, RedisRateGate
 from maxa_async.testing import FakeGateway, GatewayConfig
 
-from .conftest import RedisServer, Workers, gateway_process
+from .conftest import RedisServer, Workers, gateway_process, make_gate
 
 CREDS = maxa.Credentials(
     client_id="client-l", client_secret="secret", username="user-l", password="pw", pid="pid-l"
 )
 
 
-@pytest.fixture
-async def gates(redis_url: str) -> AsyncIterator[contextlib.AsyncExitStack]:
-    """Closes the fleets made by :func:`_gate`."""
-    async with contextlib.AsyncExitStack() as stack:
-        yield stack
-
-
 def _gate(stack: contextlib.AsyncExitStack, redis_url: str, **options: object) -> RedisRateGate:
-    """One process's gate (a Fleet of its own on the shared keys)."""
-    fleet = Fleet(redis_url, credentials=CREDS, **options)  # type: ignore[arg-type]
-    stack.push_async_callback(fleet.aclose)
-    return fleet.rate_gate
+    return make_gate(stack, redis_url, CREDS, **options)
 
 
 def _answers(gate: RedisRateGate, admitted: int = 0, refused: int = 0) -> None:

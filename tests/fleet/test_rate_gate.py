@@ -5,31 +5,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
 
 import maxa_async as maxa
-from maxa_async.fleet import Fleet, RedisRateGate
+from maxa_async.fleet import RedisRateGate
 from maxa_async.testing import FakeGateway, GatewayConfig
+
+from .conftest import make_gate
 
 CREDS = maxa.Credentials(
     client_id="client-g", client_secret="secret", username="user-g", password="pw", pid="pid-g"
 )
 
 
-@pytest.fixture
-async def gates(redis_url: str) -> AsyncIterator[contextlib.AsyncExitStack]:
-    """Closes the fleets made by :func:`_gate`."""
-    async with contextlib.AsyncExitStack() as stack:
-        yield stack
-
-
 def _gate(stack: contextlib.AsyncExitStack, redis_url: str, **options: object) -> RedisRateGate:
-    fleet = Fleet(redis_url, credentials=CREDS, **options)  # type: ignore[arg-type]
-    stack.push_async_callback(fleet.aclose)
-    return fleet.rate_gate
+    return make_gate(stack, redis_url, CREDS, **options)
 
 
 async def _timed(gate: RedisRateGate, deadline: float | None = None) -> float:
