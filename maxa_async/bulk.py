@@ -54,12 +54,25 @@ import attrs
 
 from .models import ValidationOutcome
 
-__all__ = ["Later", "Now", "make_outcome", "ordered", "ordered_sync"]
+__all__ = ["Later", "Now", "default_window", "make_outcome", "ordered", "ordered_sync"]
 
 P = TypeVar("P")
 
 #: Over a plain iterable answered at once, the run lets other tasks in every this many items.
 _YIELD_EVERY: Final = 4096
+#: The fewest items a default window holds. An item waiting out a whole-second
+#: Retry-After (or two, if the retry lands in a window spent again) holds back every item
+#: after it once the window is full, so the window must hold what the gateway admits over
+#: a few seconds, not only what the slots hold at once: a window of 16 slots' worth at
+#: thousands of requests a second fills within a fraction of that second, and the run
+#: stalls at every refusal.
+_MIN_DEFAULT_WINDOW: Final = 16_384
+
+
+def default_window(max_concurrency: int) -> int:
+    """The items a ``validate_many`` run holds in progress when no ``window`` is given:
+    16 per slot, and at least a few seconds' worth of sends at thousands a second."""
+    return max(16 * max_concurrency, _MIN_DEFAULT_WINDOW)
 
 
 def _outcome_builder() -> Callable[[Any, bool | None], ValidationOutcome]:

@@ -35,7 +35,7 @@ import attrs
 
 from . import operations as ops
 from .auth import TokenManager, TokenStore
-from .bulk import ordered
+from .bulk import default_window, ordered
 from .cache import MISSING, ResponseCache
 from .envelope import header
 from .errors import (
@@ -481,9 +481,10 @@ class MaxaClient:
     ) -> AsyncIterator[ValidationOutcome]:
         """Validate many items; yield one outcome per item, in input order.
 
-        At most ``window`` items (default: 16 x ``max_concurrency``) are in progress at
-        once, so memory stays flat however long ``items`` is. The window is wider than the
-        concurrency so that one item waiting out a retry does not hold back the rest. An
+        At most ``window`` items are in progress at once, so memory stays flat however long
+        ``items`` is. The default (:func:`maxa_async.bulk.default_window`: 16 x
+        ``max_concurrency``, and at least 16,384) holds a few seconds of sends, so that one
+        item waiting out a retry holds back nothing but its own turn. An
         item that fails (bad input, or an error after retries) yields an outcome with
         ``error`` set; the run goes on. ``progress`` is called with the count of outcomes
         yielded so far. A bad ``window`` raises :class:`InvalidInputError` at once.
@@ -506,7 +507,7 @@ class MaxaClient:
             items,
             answers.now,
             answers.later,
-            window=window or 16 * concurrency,
+            window=window or default_window(concurrency),
             workers=_WORKERS_PER_SLOT * concurrency,
             may_grow=may_grow,
             progress=progress,

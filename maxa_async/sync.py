@@ -43,6 +43,7 @@ from typing import Any, Final, Generic, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
+from .bulk import default_window
 from .client import MaxaClient as AsyncMaxaClient
 from .errors import InvalidInputError
 from .models import CodedText, Credentials, TerminologyVersion, ValidationOutcome
@@ -363,10 +364,10 @@ class MaxaClient:
     ) -> ValidationRun:
         """Validate many items; iterate the result for one outcome per item, in input order.
 
-        As :meth:`maxa_async.MaxaClient.validate_many`: at most ``window`` items (default
-        16 x ``max_concurrency``) are in progress at once, an item that fails yields an
-        outcome with ``error`` set, and ``progress`` is called with the count of outcomes
-        yielded so far. ``items`` is read in the calling thread (a Django queryset, a file
+        As :meth:`maxa_async.MaxaClient.validate_many`: at most ``window`` items (default:
+        :func:`maxa_async.bulk.default_window`) are in progress at once, an item that fails
+        yields an outcome with ``error`` set, and ``progress`` is called with the count of
+        outcomes yielded so far. ``items`` is read in the calling thread (a Django queryset, a file
         or a generator of yours is never touched by another thread), a batch at a time and
         only as the run has room, so neither the input nor the outcomes are ever held
         whole. Stopping early: ``close()`` the run, or use it as a context manager.
@@ -377,7 +378,7 @@ class MaxaClient:
             raise InvalidInputError("window", "must be an int >= 1 (or None)")
         if progress is not None and not callable(progress):
             raise InvalidInputError("progress", "must be a callable or None")
-        size = window or 16 * self._client.limiter.max_concurrency
+        size = window or default_window(self._client.limiter.max_concurrency)
         return ValidationRun(self, items, size, progress)
 
 

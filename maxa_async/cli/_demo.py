@@ -167,7 +167,7 @@ async def run_demo(client: MaxaClient, options: DemoOptions, output: Output) -> 
     answered_before = client.stats.responses[200]
     with ProgressReporter(output, "validating", options.items, unit="lines") as progress:
         pending = 0
-        async for outcome in client.validate_many(items(), window=16 * options.concurrency):
+        async for outcome in client.validate_many(items()):
             line = expected.popleft()
             report.items += 1
             if outcome.error is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ...bulk import default_window
 from ...snapshot import HybridValidator
 from .._errors import EXIT_CODES_HELP, UsageProblem
 from .._files import DEFAULT_ENCODING, Columns, check_encoding_name, file_format
@@ -147,7 +148,7 @@ def validate(
         out_format=result_format,
         restart=restart,
         limit=limit,
-        window=max(256, 16 * concurrency),
+        window=default_window(concurrency),
         encoding=encoding,
         escape_formulas=escape_formulas,
     )
