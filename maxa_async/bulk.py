@@ -24,7 +24,9 @@ pooled
     From the first item whose ``later`` needs a worker to the end of the run: up to
     ``workers`` long-lived tasks take items in input order, answer them (``now``, or
     ``later``) and file each outcome under its index; the consumer yields them in order.
-    A worker is started only when every other one awaits a ``later`` that needs a worker.
+    A worker is started only when every other one awaits a ``later`` that needs a worker
+    (and, with ``may_grow``, while it says yes: checked as a worker begins an item, and
+    every few milliseconds while all of them wait).
     Workers take items at most ``window`` ahead of the consumer, so memory stays flat
     however long the input is, and one slow item (say, in back-off) holds back nothing
     but its own turn. Still no task or future per item.
@@ -67,6 +69,8 @@ _YIELD_EVERY: Final = 4096
 #: thousands of requests a second fills within a fraction of that second, and the run
 #: stalls at every refusal.
 _MIN_DEFAULT_WINDOW: Final = 16_384
+#: How often a pool with ``may_grow`` checks whether it may grow while every worker waits.
+_GROW_CHECK: Final = 0.02
 
 
 def default_window(max_concurrency: int) -> int:
@@ -262,10 +266,33 @@ class _Pool(Generic[P]):
         self._alive = 0
         self._workers: list[asyncio.Task[None]] = []
         self._spawn()
+        # A worker starts another only as it begins its own ``later``. When every worker
+        # is already inside one (each waiting out a Retry-After, say, holding no slot),
+        # nobody would start another until one came back: the run would stop sending
+        # while the gateway (and the pacer) would take more. So the pool also looks,
+        # now and then, for a claim it may grow by.
+        self._grow_timer: asyncio.TimerHandle | None = None
+        if may_grow is not None:
+            self._schedule_grow_check()
 
     def _spawn(self) -> None:
         self._alive += 1
         self._workers.append(asyncio.get_running_loop().create_task(self._work()))
+
+    def _schedule_grow_check(self) -> None:
+        self._grow_timer = asyncio.get_running_loop().call_later(_GROW_CHECK, self._grow_check)
+
+    def _grow_check(self) -> None:
+        if self._exhausted:
+            return  # nothing left to take: no more checks
+        if (
+            self._busy == self._alive
+            and self._alive < self._max_workers
+            and self._may_grow is not None
+            and self._may_grow()
+        ):
+            self._spawn()
+        self._schedule_grow_check()
 
     async def _take_async(self) -> tuple[int, Any] | None:
         assert self._take_lock is not None and self._source is not None
@@ -374,6 +401,8 @@ class _Pool(Generic[P]):
             await self._progress.wait()
 
     async def aclose(self) -> None:
+        if self._grow_timer is not None:
+            self._grow_timer.cancel()
         for worker in self._workers:
             worker.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)

@@ -366,3 +366,33 @@ async def test_may_grow_must_agree_before_another_worker_starts() -> None:
     outcomes = await consumer
     assert [o.item for o in outcomes] == list(range(10))
     assert answers.most_running == 4  # never more than may_grow allowed, under workers=8
+
+
+async def test_a_pool_whose_workers_all_wait_grows_when_may_grow_says_yes() -> None:
+    # Every worker is inside a later (each waiting out a Retry-After, holding no slot):
+    # none begins another item, so none would start a worker. The pool looks by itself.
+    room = [1]
+
+    def may_grow() -> bool:
+        if room[0] <= 0:
+            return False
+        room[0] -= 1
+        return True
+
+    answers = Gated()
+    run = ordered(range(10), answers.now, answers.later, window=10, workers=8, may_grow=may_grow)
+    consumer = asyncio.ensure_future(_collect(run))
+    await _settle()
+    assert answers.running == 2  # the first worker and the one may_grow allowed
+    room[0] = 2  # two slots came free while both workers wait: nobody begins an item
+    for _ in range(500):  # at most 5 s
+        if answers.running == 4:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the check keeps running: it finds no more room
+    assert (answers.running, sorted(answers.started)) == (4, [0, 1, 2, 3])
+    for item in range(10):
+        answers.gate(item).set()
+    outcomes = await consumer
+    assert [o.item for o in outcomes] == list(range(10))
+    assert answers.most_running == 4
