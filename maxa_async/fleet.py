@@ -168,15 +168,16 @@ return 1
 
 # The learned pace (no ``rate_limit``): GCRA as above, at a pace the fleet finds from the
 # gateway's answers. KEYS[1] tat, KEYS[2] cooldown, KEYS[3] pace (hash: gen, w, start,
-# epoch, spent, since, probe, floor, top, ramp), KEYS[4] admitted, KEYS[5] refused (rings
-# of counts per 10 ms over 1.1 s: fields t<slot> its bucket, n<slot> its count);
+# epoch, spent, since, last, probe, floor, top, seen, ramp, admitting, opened), KEYS[4]
+# admitted, KEYS[5] refused (rings of counts per 10 ms over 1.1 s: fields t<slot> its
+# bucket, n<slot> its count);
 # ARGV[1] burst (sends back to back, >= 1), ARGV[2] longest acceptable wait us (-1: any),
 # ARGV[3] "reserve" a slot, "check" the slot reserved at generation ARGV[8] (the cooldown,
 # and whether the pace it was reserved at still holds: else reserve again) or only
 # "report"; ARGV[4] successes to count, ARGV[5] refusals and ARGV[7] successes of sends
 # made at generation ARGV[6] (the pace in force when they went). Returns {kind,
 # microseconds, generation, pace in milli-requests/second (0: unpaced), 1 if this call cut
-# the pace}; kind 3: no slot now, ask again after that long.
+# the pace}; kind 3: no slot now, ask again after that long (about: callers jitter it).
 #
 # The rule, the single-client pacer's made fleet-wide: unpaced until refused. When fresh
 # refusals (of sends made at the pace in force) are at least three and 2% of the last
@@ -188,17 +189,30 @@ return 1
 # success of a probe says the window reopened: what the fleet delivered over the second
 # before it is what a window admits (windows measured whole: that second is the window
 # that was spent), and the pace restarts just under it, climbing back on a cubic curve
-# (CUBIC): flat near the estimate, steeper beyond, never past twice what was delivered in
-# the last second (a pace that grew while the fleet was idle would be a burst). A first
-# window that reopened at once (a token bucket: its burst spent, a second of history
-# that is mostly not yet there) says little: from there the pace doubles every 250 ms
-# until refused again.
+# (CUBIC): flat near the estimate, steeper beyond. A limiter that admits again at once
+# (a token bucket) has no window to measure: what it admitted of the pace refused (over
+# the last 250 ms before the cut, or since the pace was set if that is sooner) is the
+# estimate when the second before the reopening says less (its callers may have slept a
+# Retry-After, or sent at slower, earlier paces). A first window that reopened at once
+# (the bucket's burst spent, a second of history that is mostly not yet there) says
+# little: from there the pace doubles every 250 ms until refused again.
+#
+# The curve's clock runs only while the fleet uses the pace: time the timeline sat idle
+# (nobody took the next slot when it came) moves the curve's origin on, so a pace never
+# climbs while callers are away (all asleep on a Retry-After, or fewer than the pace
+# needs) and come back to a burst at a pace nobody tried. (Capping the climb at twice
+# what was delivered lately instead held it down after such a sleep: the pace stayed at
+# the small first estimate, and what it delivered, always a second behind, kept it there
+# for seconds.) For the same reason a slot is reserved at most 250 ms ahead: callers
+# beyond that ask again later, so a pace raised reaches the sends within one doubling
+# rather than after a long queue of slots taken at the old pace.
 _LEARNED_GCRA_LUA: Final = """
 local BUCKET, SLOTS, RECENT, SECOND = 10000, 110, 25, 100
 local MIN_REFUSALS, CUT_SHARE, HEADROOM, PLATEAU, MIN_RATE = 3, 0.02, 0.97, 1.5, 2.0
 local DOUBLING, HALVING, FLOOR_SHARE, QUICK_REOPEN = 0.25, 0.05, 1 / 16, 0.1  -- seconds
 local PROMPT = 0.1  -- s: a reopening found this soon after a refused probe was probed
 local POLL = 100000  -- us: while spent, callers beyond the next probe ask again this late
+local QUEUE = 250000  -- us: no slot is reserved further ahead than this
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local idx = math.floor(now / BUCKET)
@@ -231,7 +245,7 @@ local function delivered()  -- successes per second over the last second
 end
 
 local names = {'gen', 'w', 'start', 'epoch', 'spent', 'since', 'last', 'probe', 'floor', 'top',
-  'seen', 'ramp'}
+  'seen', 'ramp', 'admitting', 'opened'}
 local raw = redis.call('HMGET', KEYS[3], unpack(names))
 local s = {}
 for i, name in ipairs(names) do s[name] = tonumber(raw[i] or '0') end
@@ -249,7 +263,6 @@ local function pace()
     local x = seconds - PLATEAU
     p = s.w * (1 + (1 - s.start / s.w) / PLATEAU ^ 3 * x * x * x)
   end
-  if p > s.w then p = math.min(p, math.max(s.w, 2 * delivered())) end
   return math.max(MIN_RATE, p)
 end
 
@@ -280,15 +293,23 @@ if tonumber(ARGV[6]) == s.gen then
       w = s.seen
       if s.top > 0 then w = math.min(w, s.top) end  -- the pace refused was past it
     end
+    local quick = now - s.since < QUICK_REOPEN * 1e6
+    if quick and s.top > 0 then
+      -- A limiter that admits again at once (a token bucket) was admitting, just before
+      -- the cut, what it admits: the second before may have been slept through (its
+      -- callers waited out a Retry-After), or spent at a ramp's slower paces.
+      w = math.max(w, math.min(s.admitting, s.top))
+    end
     w = math.max(MIN_RATE, w)
-    s.ramp = (s.w <= 0 and now - s.since < QUICK_REOPEN * 1e6) and 1 or 0
-    s.w, s.start, s.epoch, s.spent = w, HEADROOM * w, now, 0
+    s.ramp = (s.w <= 0 and quick) and 1 or 0
+    s.w, s.start, s.epoch, s.spent, s.opened = w, HEADROOM * w, now, 0, now
     s.gen = s.gen + 1  -- refusals of the probes sent into the spent window: no news
     save()
     redis.call('DEL', KEYS[1], KEYS[5])
   elseif s.spent == 0 and refused > 0 then
     local refused_lately = recent(KEYS[5], RECENT)
-    local answers = refused_lately + recent(KEYS[4], RECENT)
+    local admitted_lately = recent(KEYS[4], RECENT)
+    local answers = refused_lately + admitted_lately
     if refused_lately >= MIN_REFUSALS and refused_lately >= CUT_SHARE * answers then
       local refused_pace = pace()
       local basis = refused_pace or delivered()  -- unpaced: what the burst delivered
@@ -296,6 +317,9 @@ if tonumber(ARGV[6]) == s.gen then
       s.probe = math.max(MIN_RATE, basis / 2)
       s.floor = math.max(MIN_RATE, FLOOR_SHARE * (s.w > 0 and s.w or basis))
       s.seen = delivered()
+      -- What was admitted just before the cut, since the pace was last set at most.
+      local span = math.min(RECENT, math.max(5, idx - math.floor(s.opened / BUCKET) + 1))
+      s.admitting = recent(KEYS[4], span) / (((span - 1) * BUCKET + now - idx * BUCKET) / 1e6)
       s.spent, s.since, s.last, s.gen = 1, now, now, s.gen + 1
       cut = 1
       save()
@@ -313,17 +337,28 @@ local milli = math.floor(rate * 1000)
 if ARGV[3] == 'report' or (ARGV[3] == 'check' and tonumber(ARGV[8]) == s.gen) then
   return {0, 0, s.gen, milli, cut}
 end
-local interval = 1e6 / rate
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
+if tat < now then
+  if s.spent == 0 and s.w > 0 then
+    -- Nobody used the pace since tat (or since the curve began): its clock waits.
+    s.epoch = s.epoch + now - math.max(tat, s.epoch)
+    redis.call('HSET', KEYS[3], 'epoch', string.format('%.17g', s.epoch))
+    rate = pace()
+    milli = math.floor(rate * 1000)
+  end
+  tat = now
+end
+local interval = 1e6 / rate
 local wait = tat - now - interval * (tonumber(ARGV[1]) - 1)
 if wait < 0 then wait = 0 end
 local limit = tonumber(ARGV[2])
 if limit >= 0 and wait > limit then return {2, wait, s.gen, milli, cut} end
 if s.spent == 1 and wait > interval then return {3, POLL, s.gen, milli, cut} end
+if wait > QUEUE then return {3, wait - QUEUE / 2, s.gen, milli, cut} end
 local new_tat = tat + interval
+-- Kept as long as the pace: an idle spell is measured from it (see above).
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
-  math.ceil((new_tat - now) / 1000) + 1000)
+  math.ceil((new_tat - now) / 1000) + 3600000)
 return {0, wait, s.gen, milli, cut}
 """
 
@@ -352,7 +387,7 @@ _REPORT_DELAY: Final = 0.005
 _GO: Final = 0
 _COOLING: Final = 1
 _TOO_LATE: Final = 2
-_POLL: Final = 3  # the learned pace's window is spent: no slot now, ask again later
+_POLL: Final = 3  # learned pace: window spent, or the next slot far off: ask again later
 
 
 def _check_positive(name: str, value: object) -> None:
