@@ -47,7 +47,14 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import credentials, erx_terms, gateway_process, gateway_stats, make_items
+from _common import (
+    credentials,
+    erx_terms,
+    gateway_process,
+    gateway_stats,
+    make_items,
+    warm_up,
+)
 from bench_client import VALIDATE_PATH, raw_body, raw_headers, raw_token
 
 import maxa_async as maxa
@@ -303,6 +310,7 @@ def measure(
         assert before_dir is not None
         env["PYTHONPATH"] = before_dir + os.pathsep + env.get("PYTHONPATH", "")
     with gateway_process(*row.gateway_options(), pin=pin) as info:
+        asyncio.run(warm_up(info))
         command = [
             sys.executable,
             str(Path(__file__).resolve()),

@@ -31,6 +31,9 @@ How it works, and why:
   measured afresh over the window.
 * **Budget headers** (Spring's ``X-RateLimit-*``, the IETF draft's ``RateLimit``): a
   gateway that announces its budget is believed, and never has to refuse to teach it.
+  What it says remains is also how far sends may catch up with a schedule they fell
+  behind (a descheduled process, a loop busy for longer than the usual catch-up): the
+  gateway said it would admit them now, so the time lost is not lost for good.
 
 A refusal of a send made before the last cut says nothing new (it went at the old pace),
 so each congestion event cuts the pace once.
@@ -66,6 +69,7 @@ _SPENT_AFTER: Final = 8  # refusals in a row at a pace, nothing admitted: a spen
 _MIN_SAMPLE: Final = 20  # answers at a pace before a few refusals may cut it
 _UNPACED: Final = 1e6  # a pace this high paces nothing
 _CATCH_UP: Final = 0.05  # seconds of lateness paced sends may make up
+_BUDGET_CATCH_UP: Final = 0.5  # share of an announced remaining budget sends may make up
 
 
 @attrs.frozen
@@ -122,6 +126,7 @@ class Pacer:
         self._hold_until = 0.0  # an announced budget ran out: no send before this
         self._announced: Budget | None = None
         self._announced_at = -math.inf
+        self._catch_up = _CATCH_UP  # seconds of lateness sends may make up now
         self.cuts = 0  # times the pace was lowered
         self.refusals = 0
 
@@ -202,9 +207,12 @@ class Pacer:
         interval = 1.0 / (self.rate(now) or _UNPACED)
         # A send whose timer fired late keeps the schedule, so the next ones catch up
         # (on a busy event loop every timer fires late, and a schedule restarted at each
-        # send would lose the lateness every time); after a pause longer than that, the
-        # schedule starts again from now, so an idle spell never buys a burst.
-        slack = max(interval, _CATCH_UP)
+        # send would lose the lateness every time); after a pause longer than the catch-up
+        # (or than half of what a budget announced lately says remains), the schedule
+        # starts again from now, so an idle spell never buys a burst the gateway did not
+        # offer.
+        fresh = now - self._announced_at < 2 * self._horizon + 1
+        slack = max(interval, self._catch_up if fresh else _CATCH_UP)
         base = self._tat if self._tat >= now - slack else now
         self._tat = base + interval
 
@@ -381,6 +389,11 @@ class Pacer:
             return
         self._announced = budget
         self._announced_at = now
+        # Half of what it says remains (the rest is for sends already on the way, which
+        # its count does not hold yet), as time at the announced rate.
+        self._catch_up = _CATCH_UP
+        if budget.remaining is not None and budget.remaining > 0:
+            self._catch_up = max(_CATCH_UP, _BUDGET_CATCH_UP * budget.remaining / budget.rate)
         self.quiet = not self.adaptive and self.cap is None
         if budget.remaining is not None and budget.remaining <= 0:
             # Nothing left: hold every send for one interval of the announced rate. (Not

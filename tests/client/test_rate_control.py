@@ -528,3 +528,24 @@ async def test_a_bucket_with_a_burst_of_5_over_10_seconds_few_429s() -> None:
     later = gw.stats.requests - early_answers
     assert gw.stats.rate_limited - early_refused <= 0.03 * later, (gw.stats.rate_limited, later)
     assert client.stats.cooldowns == 0  # one-second Retry-Afters pause nobody
+
+
+def test_sends_behind_an_announced_budget_catch_up_as_far_as_half_of_what_remains() -> None:
+    # 100/s announced, 60 remaining: a schedule 0.25 s behind (a descheduled process) is
+    # made up at once, as far as 30 sends (0.3 s); without a budget only 0.05 s is.
+    def behind(budget: Budget | None) -> int:
+        pacer = Pacer(cap=None if budget is not None else 100.0)
+        pacer.sent(0.0)
+        pacer.admitted(0.0, 0.005, budget)
+        pacer.sent(0.01)  # paced from here: the schedule is at 0.01 + 1/rate
+        now = 0.26  # woken a quarter second late
+        sends = 0
+        while pacer.ready_at(now) <= now:
+            pacer.sent(now)
+            sends += 1
+        return sends
+
+    assert behind(Budget(rate=100 / 0.99, remaining=60)) == 25  # the quarter second made up
+    assert behind(None) == 1  # 0.25 s > 0.05 s: the schedule starts again from now
+    # Half of what remains bounds it: 10 remaining allow 0.05 s, no more than without.
+    assert behind(Budget(rate=100 / 0.99, remaining=10)) == 1
