@@ -549,3 +549,26 @@ def test_sends_behind_an_announced_budget_catch_up_as_far_as_half_of_what_remain
     assert behind(None) == 1  # 0.25 s > 0.05 s: the schedule starts again from now
     # Half of what remains bounds it: 10 remaining allow 0.05 s, no more than without.
     assert behind(Budget(rate=100 / 0.99, remaining=10)) == 1
+
+
+def test_a_long_spent_window_known_once_is_probed_with_few_refusals() -> None:
+    # Fixed windows of 10 s holding 3,000, no Retry-After; one send at a time, each
+    # answered in 1 ms. The first spent window teaches its length; in the later ones a
+    # few refusals at each halved pace are enough to halve again (not eight), down to a
+    # probe every twentieth of the window. Every window is still used whole.
+    pacer, shape = Pacer(), FixedWindow(3000, 10.0)
+    admitted, refused = [0, 0, 0], [0, 0, 0]
+    now = 0.0
+    while (now := max(now, pacer.ready_at(now))) < 30.0:
+        pacer.sent(now)
+        window = int(now // 10)
+        if shape.admit(now).admitted:
+            pacer.admitted(now, now + 0.001)
+            admitted[window] += 1
+        else:
+            pacer.refused(now, now + 0.001)
+            refused[window] += 1
+        now += 0.001
+    assert admitted == [3000, 3000, 3000]
+    assert refused[0] <= 90, refused  # the first: the window's length is not known yet
+    assert max(refused[1:]) <= 45, refused  # eight per halving cost 70 and 65 here
