@@ -15,11 +15,14 @@ client runs in another process of its own for a fixed time, then stops:
 
 "% adm." is the gateway's 200 answers over the most the shape admits over the run
 (``GatewayConfig.make_rate_limiter().capacity(start, start + duration)`` on the
-gateway's wall clock; for the concurrency cap, in-flight cap / latency x run time).
+gateway's wall clock; for the concurrency cap, in-flight cap / latency x run time;
+for ``nodes-4``, four buckets of R/4 behind a random balancer, the sum of theirs).
 Each run starts at a boundary of the shape's window (the fake's fixed windows are
 aligned to the wall clock) and lasts whole windows, so the capacity is what the shape
 admits over the run, not a partial window at either end that only an unpaced burst
-could use. The client is built, and its token granted, inside the run. "429" is the share of the
+could use. The gateway answers once before the run (it generates its drug lists on
+first use) and its counts are zeroed; the client is built, and its token granted, inside
+the run. "429" is the share of the
 gateway's answers that were limiter refusals; "err" counts failed outcomes (ours,
 before) or answers neither 200 nor 429 (naive).
 """
@@ -80,6 +83,8 @@ class Shape:
     burst_requests: float | None = None
     #: Windows longer than a second need longer runs to hold several of them.
     time_factor: float = 1.0
+    #: Gateway nodes behind a random balancer, each limiting R/nodes.
+    nodes: int = 1
 
     def knobs(self, rate: float) -> dict[str, Any]:
         if self.limiter is None:
@@ -93,6 +98,8 @@ class Shape:
             knobs["rate_burst"] = max(1.0, rate * self.burst_share)
         elif self.burst_requests is not None:
             knobs["rate_burst"] = self.burst_requests
+        if self.nodes > 1:
+            knobs["rate_nodes"] = self.nodes
         return knobs
 
     def capacity(
@@ -134,6 +141,7 @@ SHAPES = (
     Shape("bucket-R/10", "token-bucket", burst_share=0.1),
     Shape("bucket-R", "token-bucket", burst_share=1.0),
     Shape("leaky", "leaky-bucket"),
+    Shape("nodes-4", "token-bucket", burst_share=0.1, nodes=4),
     Shape(f"cap-{CAP_LIMIT}", None),
 )
 RETRY_AFTER = HeaderStyle("Retry-After", {"retry_after": True, "rate_headers": "none"})

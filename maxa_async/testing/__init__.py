@@ -86,7 +86,10 @@ Behaviour (where the guide is silent, the choice is marked *fake*):
   ``burst``). Beyond it: HTTP 429 ``"Too many requests or Access denied!"``
   with ``Retry-After`` (the exact wait rounded up to whole seconds, at least 1;
   an IMF-fixdate of that moment with ``retry_after_format="http-date"``)
-  unless ``retry_after=False``.
+  unless ``retry_after=False``. ``rate_nodes=n``: n gateway nodes behind a
+  balancer that deals each request to one at random, each node limiting its
+  own share (R/n, a burst of ``rate_burst``/n) of what it is dealt
+  (:class:`Balanced`): refusals come while the client sends below R.
 - ``quota`` requests per ``quota_period`` seconds (default a day), the period
   starting at the first request: then 429 with ``Retry-After`` to the period's
   end. ``concurrency_limit``: a request holds a place from its arrival
@@ -140,6 +143,7 @@ from ._config import (
 )
 from ._data import CONTACT_TYPES, CTS_TERMINOLOGIES, RELIGIONS, GatewayData, Term
 from ._limiters import (
+    Balanced,
     ConcurrencyCap,
     FixedWindow,
     LeakyBucket,
@@ -170,6 +174,7 @@ __all__ = [
     "RATE_LIMITER_SHAPES",
     "RELIGIONS",
     "RETRY_AFTER_FORMATS",
+    "Balanced",
     "ConcurrencyCap",
     "FakeGateway",
     "FixedWindow",

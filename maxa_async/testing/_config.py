@@ -9,6 +9,7 @@ from typing import Any, Literal
 import attrs
 
 from ._limiters import (
+    Balanced,
     ConcurrencyCap,
     FixedWindow,
     LeakyBucket,
@@ -255,6 +256,15 @@ class GatewayConfig:
         validator=_at_least_one,
         metadata=_help("token-bucket capacity in requests (None: R, one second's worth)"),
     )
+    rate_nodes: int = attrs.field(
+        default=1,
+        converter=_to_int,
+        validator=_at_least_one,
+        metadata=_help(
+            "gateway nodes behind a random balancer, each limiting its own share R/n "
+            "(and burst/n) of the requests it is dealt"
+        ),
+    )
     concurrency_limit: int | None = attrs.field(
         default=None,
         converter=_to_optional_int,
@@ -398,14 +408,25 @@ class GatewayConfig:
         """A fresh limiter of ``rate_limiter``'s shape at ``rps_limit`` (None without one).
 
         Window shapes admit ``max(1, floor(R * rate_window))`` per window; the token
-        bucket holds ``rate_burst`` (default R); the leaky bucket spaces by ``1/R``.
+        bucket holds ``rate_burst`` (default R); the leaky bucket spaces by ``1/R``. With
+        ``rate_nodes`` n > 1, n such limiters at R/n (and a burst of ``rate_burst``/n)
+        behind a random balancer seeded by ``seed``.
         A benchmark can ask it for ``capacity(start, end)``.
         """
-        rate = self.rps_limit
-        if rate is None:
+        if self.rps_limit is None:
             return None
+        if self.rate_nodes == 1:
+            return self._make_node(self.rps_limit, self.rate_burst)
+        share = 1.0 / self.rate_nodes
+        burst = None if self.rate_burst is None else max(1.0, self.rate_burst * share)
+        return Balanced(
+            [self._make_node(self.rps_limit * share, burst) for _ in range(self.rate_nodes)],
+            seed=self.seed,
+        )
+
+    def _make_node(self, rate: float, burst: float | None) -> RateLimiter:
         if self.rate_limiter == "token-bucket":
-            return TokenBucket(rate, rate if self.rate_burst is None else self.rate_burst)
+            return TokenBucket(rate, rate if burst is None else burst)
         if self.rate_limiter == "leaky-bucket":
             return LeakyBucket(rate)
         # The guard absorbs products such as 0.29 * 100 landing a hair below 29.
@@ -471,6 +492,7 @@ _KINDS: dict[str, tuple[KnobKind, bool]] = {
     "rate_limiter": ("str", False),
     "rate_window": ("float", False),
     "rate_burst": ("float", True),
+    "rate_nodes": ("int", False),
     "concurrency_limit": ("int", True),
     "concurrency_status": ("int", False),
     "quota": ("int", True),

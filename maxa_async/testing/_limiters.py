@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import collections
 import math
+import random
+from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
 
 __all__ = [
+    "Balanced",
     "ConcurrencyCap",
     "FixedWindow",
     "LeakyBucket",
@@ -358,6 +361,40 @@ class Quota:
 
     def capacity(self, start: float, end: float) -> float | None:
         return float(self.limit * math.ceil(_span(start, end) / self.period))
+
+
+class Balanced:
+    """Several gateway nodes behind a load balancer, each enforcing its own limiter (an
+    Envoy local rate limit, nginx ``limit_req`` per node) on the requests it is dealt:
+    the balancer picks a node at random for each request, as one that neither shares
+    state nor counts connections does. A client then sees refusals while it sends below
+    the sum of the nodes' limits (one node got a bunch), and the budget headers describe
+    the node that answered."""
+
+    def __init__(self, nodes: Sequence[RateLimiter], *, seed: int = 0) -> None:
+        if not nodes:
+            raise ValueError("nodes must hold at least one limiter")
+        self.nodes = tuple(nodes)
+        self._random = random.Random(seed)
+        self.dealt = [0] * len(self.nodes)  # requests each node was dealt
+
+    def admit(self, now: float) -> Verdict:
+        index = self._random.randrange(len(self.nodes))
+        self.dealt[index] += 1
+        return self.nodes[index].admit(now)
+
+    def finished(self, now: float) -> None:
+        pass  # rate shapes only: none of them counts requests in flight
+
+    def capacity(self, start: float, end: float) -> float | None:
+        """The sum of the nodes' (a client cannot pick its node: an upper bound)."""
+        total = 0.0
+        for node in self.nodes:
+            capacity = node.capacity(start, end)
+            if capacity is None:
+                return None
+            total += capacity
+        return total
 
 
 def _greedy(limiter: RateLimiter, start: float, end: float) -> int:

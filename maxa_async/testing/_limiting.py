@@ -129,6 +129,7 @@ class Limiting:
             config.rps_limit,
             config.rate_window,
             config.rate_burst,
+            config.rate_nodes,
         )
         if rate_key != self._rate_key:
             self._rate_key, self._rate = rate_key, config.make_rate_limiter()

@@ -9,7 +9,9 @@ from collections.abc import Callable
 
 import pytest
 
+from maxa_async.testing import GatewayConfig
 from maxa_async.testing._limiters import (
+    Balanced,
     ConcurrencyCap,
     FixedWindow,
     LeakyBucket,
@@ -240,3 +242,54 @@ def test_capacity_of_an_empty_span_is_zero() -> None:
 def test_constructors_name_the_bad_argument(make: Callable[[], object], name: str) -> None:
     with pytest.raises(ValueError, match=f"^{name} "):
         make()
+
+
+# -- several nodes behind a balancer --------------------------------------------------------------
+
+
+def test_balanced_nodes_each_admit_their_own_share_of_what_they_are_dealt() -> None:
+    # 4 nodes of 10 per fixed window; 100 requests at once, dealt at random: each node
+    # admits the first 10 it is dealt, so the total is sum(min(dealt, 10)).
+    balanced = Balanced([FixedWindow(10, 1.0) for _ in range(4)], seed=5)
+    admitted = sum(balanced.admit(0.5).admitted for _ in range(100))
+    expected_dealt = [0] * 4
+    deal = random.Random(5)
+    for _ in range(100):
+        expected_dealt[deal.randrange(4)] += 1
+    assert balanced.dealt == expected_dealt
+    assert admitted == sum(min(count, 10) for count in expected_dealt) == 40
+    assert balanced.capacity(0.0, 3.0) == 4 * 10 * 3
+
+
+def test_balanced_nodes_refuse_a_steady_drive_below_their_sum() -> None:
+    # 4 buckets of 100/s with a burst of 2: a drive at 300/s, three quarters of the sum,
+    # is evenly spaced, but a random deal bunches requests on one node now and then.
+    # One bucket of 400/s with a burst of 8 takes all of it.
+    def refused(limiter: RateLimiter) -> int:
+        return 3000 - len(drive(limiter, 300, 10.0))
+
+    assert refused(TokenBucket(400, 8)) == 0
+    bunched = refused(Balanced([TokenBucket(100, 2) for _ in range(4)], seed=1))
+    assert 0 < bunched < 3000
+    again = refused(Balanced([TokenBucket(100, 2) for _ in range(4)], seed=1))
+    assert again == bunched  # the same seed deals the same way
+
+
+def test_rate_nodes_split_the_rate_and_the_burst() -> None:
+    single = GatewayConfig(rps_limit=400, rate_limiter="token-bucket", rate_burst=40)
+    assert isinstance(single.make_rate_limiter(), TokenBucket)
+    config = GatewayConfig(
+        rps_limit=400, rate_limiter="token-bucket", rate_burst=40, rate_nodes=4, seed=3
+    )
+    nodes = config.make_rate_limiter()
+    assert isinstance(nodes, Balanced)
+    assert [(node.rate, node.burst) for node in nodes.nodes] == [(100.0, 10.0)] * 4  # type: ignore[attr-defined]
+    windows = GatewayConfig(rps_limit=300, rate_nodes=3).make_rate_limiter()
+    assert isinstance(windows, Balanced)
+    assert [node.limit for node in windows.nodes] == [100, 100, 100]  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match="rate_nodes"):
+        GatewayConfig(rate_nodes=0)
+    with pytest.raises(TypeError):
+        GatewayConfig(rate_nodes=True)
+    with pytest.raises(ValueError, match="nodes"):
+        Balanced([])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
+import random
 import re
 import time
 from collections.abc import Callable
@@ -43,6 +44,28 @@ def wait_for_long_window_start(window: float, margin: float = 2.0) -> None:
 
 
 # -- shapes -------------------------------------------------------------------------------------
+
+
+async def test_nodes_behind_a_random_balancer_each_admit_their_own_window(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    # 4 requests/s in 10 s windows over 4 nodes: each node admits 10 per window of what
+    # it is dealt, and the balancer deals with random.Random(seed).
+    wait_for_long_window_start(10.0)
+    gw, wire = await started(
+        maxa_gateway_factory, wire_for, rps_limit=4, rate_window=10, rate_nodes=4, seed=11
+    )
+    statuses = [(await wire.validate()).status for _ in range(60)]
+    deal = random.Random(11)
+    dealt = [0] * 4
+    expected = []
+    for _ in range(60):
+        node = deal.randrange(4)
+        dealt[node] += 1
+        expected.append(200 if dealt[node] <= 10 else 429)
+    assert statuses == expected
+    assert statuses.count(200) == sum(min(count, 10) for count in dealt)
+    assert gw.stats.rate_limited == statuses.count(429) > 0
 
 
 async def test_token_bucket_answers_its_burst_then_429_with_retry_after_1(
@@ -402,9 +425,12 @@ def test_limiter_knobs_on_the_command_line() -> None:
             "http-date",
             "--rate-headers",
             "spring",
+            "--rate-nodes",
+            "3",
         ]
     )
     config = config_from_args(args)
+    assert config.rate_nodes == 3
     assert (config.rate_limiter, config.rate_window, config.rate_burst) == (
         "sliding-log",
         10.0,
