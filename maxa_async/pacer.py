@@ -66,7 +66,6 @@ _PLATEAU: Final = 1.5  # seconds to climb back to the estimate (CUBIC's K)
 _MIN_RATE: Final = 2.0  # the slowest pace: how often a spent window is probed
 _MIN_REFUSALS: Final = 3  # refusals at a pace before it may be judged too fast
 _SPENT_AFTER: Final = 8  # refusals in a row at a pace, nothing admitted: a spent window
-_PROBES: Final = 20  # a spent window is probed at least this often per window
 _MIN_SAMPLE: Final = 20  # answers at a pace before a few refusals may cut it
 _UNPACED: Final = 1e6  # a pace this high paces nothing
 _CATCH_UP: Final = 0.05  # seconds of lateness paced sends may make up
@@ -329,22 +328,14 @@ class Pacer:
             return True
         if self._fresh_refused < _MIN_REFUSALS:
             return False  # too few answers at this pace to tell anything yet
-        # Once a window is known to be spent, a few refusals at the halved pace say it
-        # still is (a window of 10 s would otherwise cost eight refusals per halving).
-        spent_after = _MIN_REFUSALS if self._halved else _SPENT_AFTER
-        if not self._fresh_admitted and self._fresh_refused >= spent_after:
+        if not self._fresh_admitted and self._fresh_refused >= _SPENT_AFTER:
             # Refused again and again, nothing admitted at all lately: the gateway admits
             # nothing at the moment (a spent window). Halve, so that only a few refusals
             # are spent before it admits again.
-            # No slower than a twentieth of the window between probes (of the window as
-            # known, or as long as it has been spent), so that the first probe after it
-            # reopens comes within a few percent of the window.
-            assert self._refusing_since is not None
-            window = max(self._horizon, now - self._refusing_since)
-            probe = max(0.5 * (self._learned(now) or _MIN_RATE), _PROBES / window)
+            pace = self._learned(now) or _MIN_RATE
             self._ramping = False
             self._halved = True
-            self._cut(probe, now, probe)
+            self._cut(0.5 * pace, now, 0.5 * pace)
             return True
         if self._ramping:
             answers = self._step_refused + self._step_admitted + self._last_step_answers
