@@ -154,10 +154,14 @@ class Pacer:
         """Whether sends are paced now (a send must take its turn through ready_at)."""
         return not self.quiet and self.rate(now) is not None
 
+    def _announced_lately(self, now: float) -> bool:
+        """A budget announced within two windows and a second is still believed."""
+        return now - self._announced_at < 2 * self._horizon + 1
+
     def _learned(self, now: float) -> float | None:
         if not self.adaptive:
             return None
-        if self._announced is not None and now - self._announced_at < 2 * self._horizon + 1:
+        if self._announced is not None and self._announced_lately(now):
             return _BUDGET_HEADROOM * self._announced.rate
         if not self._limited:
             return None
@@ -211,8 +215,7 @@ class Pacer:
         # (or than half of what a budget announced lately says remains), the schedule
         # starts again from now, so an idle spell never buys a burst the gateway did not
         # offer.
-        fresh = now - self._announced_at < 2 * self._horizon + 1
-        slack = max(interval, self._catch_up if fresh else _CATCH_UP)
+        slack = max(interval, self._catch_up if self._announced_lately(now) else _CATCH_UP)
         base = self._tat if self._tat >= now - slack else now
         self._tat = base + interval
 

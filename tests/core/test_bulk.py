@@ -341,23 +341,30 @@ async def test_later_work_in_turn_starts_no_worker_in_the_pooled_phase(
     assert [o.item for o in outcomes] == [0, 1, 2]
 
 
+class Room:
+    """A ``may_grow`` that says yes ``left`` more times (the client's: a slot nobody
+    claims, taken by the worker it lets start)."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+
+    def __call__(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
 async def test_may_grow_must_agree_before_another_worker_starts() -> None:
     # The client's may_grow says yes only while its limiter has a slot nobody holds: a
     # worker waiting out a Retry-After holds none and is replaced; otherwise no more start.
-    room = [2]  # workers may_grow still allows
-
-    def may_grow() -> bool:
-        if room[0] <= 0:
-            return False
-        room[0] -= 1
-        return True
-
+    room = Room(2)  # workers may_grow still allows
     answers = Gated()
-    run = ordered(range(10), answers.now, answers.later, window=10, workers=8, may_grow=may_grow)
+    run = ordered(range(10), answers.now, answers.later, window=10, workers=8, may_grow=room)
     consumer = asyncio.ensure_future(_collect(run))
     await _settle()
     assert answers.most_running == 3  # the first worker and the two may_grow allowed
-    room[0] = 1  # a slot came free (a caller is waiting out its Retry-After)
+    room.left = 1  # a slot came free (a caller is waiting out its Retry-After)
     answers.gate(0).set()  # the first worker takes the next item: may_grow is asked again
     await _settle()
     assert answers.running == 4
@@ -371,20 +378,13 @@ async def test_may_grow_must_agree_before_another_worker_starts() -> None:
 async def test_a_pool_whose_workers_all_wait_grows_when_may_grow_says_yes() -> None:
     # Every worker is inside a later (each waiting out a Retry-After, holding no slot):
     # none begins another item, so none would start a worker. The pool looks by itself.
-    room = [1]
-
-    def may_grow() -> bool:
-        if room[0] <= 0:
-            return False
-        room[0] -= 1
-        return True
-
+    room = Room(1)
     answers = Gated()
-    run = ordered(range(10), answers.now, answers.later, window=10, workers=8, may_grow=may_grow)
+    run = ordered(range(10), answers.now, answers.later, window=10, workers=8, may_grow=room)
     consumer = asyncio.ensure_future(_collect(run))
     await _settle()
     assert answers.running == 2  # the first worker and the one may_grow allowed
-    room[0] = 2  # two slots came free while both workers wait: nobody begins an item
+    room.left = 2  # two slots came free while both workers wait: nobody begins an item
     for _ in range(500):  # at most 5 s
         if answers.running == 4:
             break

@@ -256,17 +256,23 @@ async def test_slots_are_reserved_at_most_a_quarter_second_ahead(
     assert all(0.3 <= micros / 1e6 <= 0.4 for _, micros, _ in answers[2:])
 
 
-async def test_a_limiter_admitting_again_at_once_is_measured_just_before_the_cut(
-    redis_url: str, gates: contextlib.AsyncExitStack
-) -> None:
-    gate = _gate(gates, redis_url)
+async def _cut_at_500(redis_url: str, gate: RedisRateGate) -> dict[str, float]:
+    """Bring ``gate``'s fleet to a pace of 500/s, then have 60 answers admitted and 5
+    refused: the cut. Returns the pace state just after it."""
     _answers(gate, refused=3)
     await gate.acquire(None)
     await _set_curve(redis_url, gate, estimate=100, start=50, since_cut=4.5)  # 500/s
     await gate.acquire(None)
     _answers(gate, admitted=60, refused=5)
     await gate.acquire(None)  # the cut, at 500/s
-    state = await _pace_state(redis_url, gate)
+    return await _pace_state(redis_url, gate)
+
+
+async def test_a_limiter_admitting_again_at_once_is_measured_just_before_the_cut(
+    redis_url: str, gates: contextlib.AsyncExitStack
+) -> None:
+    gate = _gate(gates, redis_url)
+    state = await _cut_at_500(redis_url, gate)
     assert state["spent"] == 1 and state["top"] == pytest.approx(500, rel=0.02)
     _answers(gate, admitted=1)
     await gate.acquire(None)  # a probe admitted at once: a token bucket, say
@@ -281,13 +287,7 @@ async def test_a_window_reopening_later_is_still_measured_whole(
     redis_url: str, gates: contextlib.AsyncExitStack
 ) -> None:
     gate = _gate(gates, redis_url)
-    _answers(gate, refused=3)
-    await gate.acquire(None)
-    await _set_curve(redis_url, gate, estimate=100, start=50, since_cut=4.5)  # 500/s
-    await gate.acquire(None)
-    _answers(gate, admitted=60, refused=5)
-    await gate.acquire(None)  # the cut, at 500/s
-    state = await _pace_state(redis_url, gate)
+    state = await _cut_at_500(redis_url, gate)
     async with aioredis.from_url(redis_url) as peek:
         # Cut half a second ago (a fixed window's end came later), and probed since.
         await peek.hset(gate.fleet.key("pace"), "since", f"{state['since'] - 500_000:.0f}")
