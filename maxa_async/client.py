@@ -35,7 +35,7 @@ import attrs
 
 from . import operations as ops
 from .auth import TokenManager, TokenStore
-from .bulk import default_window, ordered
+from .bulk import default_window, make_outcome, ordered
 from .cache import MISSING, ResponseCache
 from .envelope import header
 from .errors import (
@@ -280,7 +280,7 @@ class MaxaClient:
             on_grant=self.stats.record_grant,
         )
         self._pending: dict[tuple[str, bytes], asyncio.Future[Any] | None] = {}
-        self._calls: set[asyncio.Task[Any]] = set()  # tasks inside _send
+        self._calls: set[asyncio.Task[Any]] = set()  # tasks sending a call (_answer)
         self._closing: set[asyncio.Task[Any]] = set()  # of those, the ones aclose cancelled
         self._life = _Life()  # shared with the views of with_options()
         self._hooks = Hooks(on_request=options.on_request, on_response=options.on_response)
@@ -494,14 +494,14 @@ class MaxaClient:
         ):
             raise InvalidInputError("window", "must be an int >= 1 (or None)")
         concurrency = self._limiter.max_concurrency
-        limiter = self._limiter
+        bound = self._limiter.bound
         answers = _OnlineAnswers(self)
 
         def may_grow() -> bool:
             # One more worker only for a slot that no call holds or waits for (besides
             # the one about to start): a worker waiting out its Retry-After holds none,
             # and is replaced; workers never queue for slots.
-            return limiter.unclaimed > 1
+            return bound.unclaimed > 1
 
         return ordered(
             items,
@@ -514,13 +514,21 @@ class MaxaClient:
         )
 
     # ------------------------------------------------------------------ engine
+    # The pipeline of one call, outermost first: _execute (the view's deadline and
+    # hooks), _answer (cache and coalescing), _attempts (retries), _authorized (a 401
+    # replays with a fresh token), _attempt (one request). The two inner layers hand a
+    # failed request back as its error, for the layer above to decide on; they raise
+    # only what ends the call before a request went out.
 
     async def _execute(self, call: ops.Call[T]) -> T:
         """One call, within the view's deadline if it has one, reported to the hooks."""
         if self._life.closed:
             raise ClientClosedError("this MaxaClient is closed; create a new one")
-        started = time.monotonic()
+        self.stats.calls += 1
         record = _CallRecord(next(self._life.numbers))
+        if self._call_deadline is None and self._hooks.on_response is None:
+            return await self._answer(call, record)  # the usual case: nothing to wrap
+        started = time.monotonic()
         try:
             if self._call_deadline is None:
                 result = await self._answer(call, record)
@@ -564,11 +572,12 @@ class MaxaClient:
             )
         )
 
-    async def _answer(self, call: ops.Call[T], record: _CallRecord) -> T:
-        """Answered from the cache, by following an identical call in flight (coalescing),
-        or by sending it."""
+    async def _answer(self, call: ops.Call[T], record: _CallRecord, *, share: bool = True) -> T:
+        """Answered from the cache, by following an identical call in flight (coalescing,
+        unless ``share`` is False), or sent. A call that is sent can be ended by
+        :meth:`aclose` (with ClientClosedError) while it runs; its answer (or failure)
+        settles the calls that follow it, and its answer goes to the cache."""
         stats = self.stats
-        stats.calls += 1
         request = call.request
         cache = self._cache
         if cache is not None:
@@ -580,58 +589,37 @@ class MaxaClient:
                     return cast(T, cached)
             else:
                 cache = None
-        if not self._coalesce:
-            return await self._send(call, None, cache, record)
         # pending[key] is None while nobody follows the call in flight, else the future
         # its followers wait on (made by the first follower).
-        key = (request.operation, request.body)
-        if key in self._pending:
-            stats.coalesced += 1
-            record.coalesced = True
-            return await self._follow(call, key, cache, record)
-        self._pending[key] = None
-        return await self._send(call, key, cache, record)
-
-    async def _follow(
-        self,
-        call: ops.Call[T],
-        key: tuple[str, bytes],
-        cache: ResponseCache | None,
-        record: _CallRecord,
-    ) -> T:
-        """Wait for an identical call's answer; if that call was cancelled (and we were
-        not), make the call ourselves."""
-        shared = self._pending[key]
-        if shared is None:
-            shared = self._pending[key] = asyncio.get_running_loop().create_future()
-        try:
-            result: T = await asyncio.shield(shared)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if shared.cancelled() and task is not None and not task.cancelling():
-                return await self._send(call, None, cache, record)
-            raise
-        except MaxaError:
-            self.stats.failures += 1
-            raise
-        return result
-
-    async def _send(
-        self,
-        call: ops.Call[T],
-        key: tuple[str, bytes] | None,
-        cache: ResponseCache | None,
-        record: _CallRecord,
-    ) -> T:
-        """One call: its attempts, then its answer settled. ``key``: its coalescing key,
-        settled (for any followers) and forgotten when it ends; ``cache``: where its
-        answer goes. While it runs, :meth:`aclose` can end it with ClientClosedError."""
+        key: tuple[str, bytes] | None = None
+        if share and self._coalesce:
+            key = (request.operation, request.body)
+            if key in self._pending:
+                stats.coalesced += 1
+                record.coalesced = True
+                return await self._follow(call, key, record)
+            self._pending[key] = None
         task = asyncio.current_task()
         assert task is not None
         self._calls.add(task)
+        limiter = self._limiter
         try:
+            if not limiter.try_acquire():
+                # Calls gathered by the thousand queue here for the first attempt's slot,
+                # before the layers below exist: the garbage collector walks the chain of
+                # coroutines of every waiting call, over and over, so short chains are
+                # cheaper for all. (_attempt takes the slots of any later attempts.)
+                queued_from = time.monotonic()
+                stats.queue_wait_total += await limiter.acquire(
+                    queued_from + self._retry.deadline
+                )
+                record.queued = time.monotonic() - queued_from
+            record.holds_slot = True
             result = await self._attempts(call, record)
         except BaseException as exc:
+            if record.holds_slot:  # the first attempt never began: its slot goes back
+                record.holds_slot = False
+                limiter.release(time.monotonic(), None, False)
             if isinstance(exc, asyncio.CancelledError) and task in self._closing:
                 # aclose() cancelled this call: take that cancellation back (unless the
                 # caller cancelled too) and end the call with one clear error.
@@ -641,7 +629,7 @@ class MaxaClient:
             if key is not None:
                 _fail_followers(self._pending.pop(key), exc)
             if isinstance(exc, MaxaError):
-                self.stats.failures += 1
+                stats.failures += 1
             raise exc from None
         finally:
             self._calls.discard(task)
@@ -656,10 +644,23 @@ class MaxaClient:
             cache.put(call.key, result)
         return result
 
-    # The pipeline of one call, outermost first: _attempts (retries), _authorized (a 401
-    # replays with a fresh token), _attempt (one request). The two inner layers hand a
-    # failed request back as its error, for the layer above to decide on; they raise
-    # only what ends the call before a request went out.
+    async def _follow(self, call: ops.Call[T], key: tuple[str, bytes], record: _CallRecord) -> T:
+        """Wait for an identical call's answer; if that call was cancelled (and we were
+        not), make the call ourselves."""
+        shared = self._pending[key]
+        if shared is None:
+            shared = self._pending[key] = asyncio.get_running_loop().create_future()
+        try:
+            result: T = await asyncio.shield(shared)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if shared.cancelled() and task is not None and not task.cancelling():
+                return await self._answer(call, record, share=False)
+            raise
+        except MaxaError:
+            self.stats.failures += 1
+            raise
+        return result
 
     async def _attempts(self, call: ops.Call[T], record: _CallRecord) -> T:
         """Retries: send the call until it is answered, or its retry policy gives up."""
@@ -743,7 +744,9 @@ class MaxaClient:
         stats = self.stats
         operation = call.request.operation
         clock = time.monotonic
-        if not limiter.try_acquire():
+        if record.holds_slot:
+            record.holds_slot = False  # the first attempt's, taken by _answer
+        elif not limiter.try_acquire():
             # The deadline counts from the first send (or from now, before it): a cooldown
             # or a pace longer than the call's time fails it at once. Waits for a slot
             # after the first send are not counted against it.
@@ -863,7 +866,7 @@ class _OnlineAnswers:
             raise  # the run cannot go on: the consumer raises it
         except MaxaError as exc:
             return ValidationOutcome(item, None, exc)
-        return ValidationOutcome(item, valid)
+        return make_outcome(item, valid)
 
 
 @attrs.define
@@ -892,6 +895,7 @@ class _CallRecord:
     retried: tuple[MaxaError, ...] = ()  # what made it send again, in order
     first_sent: float | None = None  # monotonic; the retry deadline counts from here
     waited: float = 0.0  # seconds waiting for slots after the first send: not counted
+    holds_slot: bool = False  # a slot taken for the next attempt (by _answer, for the first)
     token: Token | None = attrs.field(default=None, repr=False)  # the last one sent
 
 

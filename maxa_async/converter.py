@@ -110,6 +110,13 @@ def get_converter() -> cattrs.Converter:
     return make_converter()
 
 
+@cache
+def unstructure_hook(cls: type[Any]) -> Callable[[Any], Any]:
+    """The shared converter's unstructure function for ``cls``, found once: a request
+    builder calls it per request, without the converter's dispatch on the type."""
+    return get_converter().get_unstructure_hook(cls)
+
+
 def structure(data: object, cls: type[T]) -> T:
     result: T = get_converter().structure(data, cls)
     return result

@@ -148,19 +148,31 @@ class ConcurrencyBound:
         return False
 
     async def take(self) -> None:
+        """Take a slot, waiting in line for it."""
         if self.try_take():
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
+        waiter = self.queue()
         try:
             await waiter
         except BaseException:
-            if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
-                self.give_back()  # the slot was handed to us as we were cancelled
-            else:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(waiter)
+            self.leave(waiter)
             raise
+
+    def queue(self) -> asyncio.Future[None]:
+        """Join the line: the future is done when a slot is handed over. Whoever awaits
+        it must call :meth:`leave` if the wait ends in an exception (a cancellation)."""
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        return waiter
+
+    def leave(self, waiter: asyncio.Future[None]) -> None:
+        """A wait in line ended in an exception: leave the line, or give back the slot
+        handed over as the wait was cancelled."""
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            self.give_back()
+        else:
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
 
     def give_back(self) -> None:
         self._in_flight -= 1
@@ -365,7 +377,14 @@ class Limiter:
                 raise ClientLimitError(
                     f"client-side concurrency limit reached ({self.limit} in flight)"
                 )
-            await self.bound.take()
+            # The bound's take(), unrolled: thousands of calls may wait here at once, and
+            # every coroutine of theirs is one more for the garbage collector to walk.
+            waiter = self.bound.queue()
+            try:
+                await waiter
+            except BaseException:
+                self.bound.leave(waiter)
+                raise
         now = self._clock()
         slot_wait = now - started
         if not self.cooldown.active(now) and not self.pacer.paced(now) and not self._turns.locked():

@@ -24,7 +24,7 @@ from typing import Any, Final, Generic, NamedTuple, TypeVar
 import cattrs
 import orjson
 
-from .converter import error_paths, get_converter, structure
+from .converter import error_paths, get_converter, structure, unstructure_hook
 from .envelope import header, loads, parse_envelope
 from .errors import InvalidInputError, MaxaError, NotFoundError, ProtocolError
 from .jalali import JalaliDateTime, to_jalali
@@ -367,7 +367,7 @@ def validate_cts(coded_text: CodedText) -> Call[bool]:
     checked = check_coded_text(coded_text)
     return _call(
         "ValidateCts",
-        {"DoCodedText": get_converter().unstructure(checked)},
+        {"DoCodedText": unstructure_hook(CodedText)(checked)},
         parse_bool,
         terminology_id=checked.terminology_id,
     )
