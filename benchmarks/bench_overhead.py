@@ -19,6 +19,7 @@ import pstats
 import sys
 import time
 from collections.abc import Mapping
+from typing import Any
 from pathlib import Path
 
 from multidict import CIMultiDict, CIMultiDictProxy
@@ -44,6 +45,7 @@ async def in_memory(
     *,
     operation: str,
     attempt_limit: float | None = None,
+    task: asyncio.Task[Any] | None = None,
 ) -> tuple[int, CIMultiDictProxy[str], bytes]:
     await asyncio.sleep(0)
     return 200, HEADERS, BODY

@@ -280,7 +280,7 @@ class MaxaClient:
             on_grant=self.stats.record_grant,
         )
         self._pending: dict[tuple[str, bytes], asyncio.Future[Any] | None] = {}
-        self._calls: set[asyncio.Task[Any]] = set()  # tasks sending a call (_answer)
+        self._calls: set[asyncio.Task[Any]] = set()  # tasks sending a call (_execute)
         self._closing: set[asyncio.Task[Any]] = set()  # of those, the ones aclose cancelled
         self._life = _Life()  # shared with the views of with_options()
         self._hooks = Hooks(on_request=options.on_request, on_response=options.on_response)
@@ -514,70 +514,31 @@ class MaxaClient:
         )
 
     # ------------------------------------------------------------------ engine
-    # The pipeline of one call, outermost first: _execute (the view's deadline and
-    # hooks), _answer (cache and coalescing), _attempts (retries), _authorized (a 401
+    # The pipeline of one call, outermost first: _execute (cache and coalescing; a view's
+    # deadline and hooks wrap it, in _observed), _attempts (retries), _authorized (a 401
     # replays with a fresh token), _attempt (one request). The two inner layers hand a
     # failed request back as its error, for the layer above to decide on; they raise
     # only what ends the call before a request went out.
 
-    async def _execute(self, call: ops.Call[T]) -> T:
-        """One call, within the view's deadline if it has one, reported to the hooks."""
-        if self._life.closed:
-            raise ClientClosedError("this MaxaClient is closed; create a new one")
-        self.stats.calls += 1
-        record = _CallRecord(next(self._life.numbers))
-        if self._call_deadline is None and self._hooks.on_response is None:
-            return await self._answer(call, record)  # the usual case: nothing to wrap
-        started = time.monotonic()
-        try:
-            if self._call_deadline is None:
-                result = await self._answer(call, record)
-            else:
-                try:
-                    async with asyncio.timeout(self._call_deadline):
-                        result = await self._answer(call, record)
-                except TimeoutError:
-                    self.stats.failures += 1
-                    raise TransportError(
-                        f"no answer within the call's deadline of {self._call_deadline:g}s "
-                        "(queueing, pacing and retries included)",
-                        operation=call.request.operation,
-                        retryable=False,
-                    ) from None
-        except MaxaError as exc:
-            if self._hooks.on_response is not None:
-                self._report(call, record, started, exc)
-            raise
-        if self._hooks.on_response is not None:
-            self._report(call, record, started, None)
-        return result
+    async def _execute(
+        self, call: ops.Call[T], record: _CallRecord | None = None, *, share: bool = True
+    ) -> T:
+        """One call: answered from the cache, by following an identical call in flight
+        (coalescing, unless ``share`` is False), or sent. A call that is sent can be ended
+        by :meth:`aclose` (with ClientClosedError) while it runs; its answer (or failure)
+        settles the calls that follow it, and its answer goes to the cache.
 
-    def _report(
-        self, call: ops.Call[Any], record: _CallRecord, started: float, error: MaxaError | None
-    ) -> None:
-        self._hooks.response(
-            ResponseEvent(
-                operation=call.request.operation,
-                status=record.status,
-                request_id=record.request_id or (error.request_id if error else None),
-                attempts=record.attempts,
-                elapsed=time.monotonic() - started,
-                cached=record.cached,
-                coalesced=record.coalesced,
-                error=error,
-                call=record.number,
-                terminology_id=call.terminology_id,
-                queued=record.queued,
-                retried=record.retried,
-            )
-        )
-
-    async def _answer(self, call: ops.Call[T], record: _CallRecord, *, share: bool = True) -> T:
-        """Answered from the cache, by following an identical call in flight (coalescing,
-        unless ``share`` is False), or sent. A call that is sent can be ended by
-        :meth:`aclose` (with ClientClosedError) while it runs; its answer (or failure)
-        settles the calls that follow it, and its answer goes to the cache."""
+        A call begins here without a ``record``. In a view with a deadline or an
+        ``on_response`` hook it then runs inside :meth:`_observed`, which comes back here
+        with the record."""
         stats = self.stats
+        if record is None:
+            if self._life.closed:
+                raise ClientClosedError("this MaxaClient is closed; create a new one")
+            stats.calls += 1
+            record = _CallRecord(next(self._life.numbers))
+            if self._call_deadline is not None or self._hooks.on_response is not None:
+                return await self._observed(call, record)
         request = call.request
         cache = self._cache
         if cache is not None:
@@ -601,6 +562,7 @@ class MaxaClient:
             self._pending[key] = None
         task = asyncio.current_task()
         assert task is not None
+        record.task = task
         self._calls.add(task)
         limiter = self._limiter
         try:
@@ -644,6 +606,53 @@ class MaxaClient:
             cache.put(call.key, result)
         return result
 
+    async def _observed(self, call: ops.Call[T], record: _CallRecord) -> T:
+        """A call within the view's deadline, if it has one, reported to its
+        ``on_response`` hook, if it has one."""
+        started = time.monotonic()
+        try:
+            if self._call_deadline is None:
+                result = await self._execute(call, record)
+            else:
+                try:
+                    async with asyncio.timeout(self._call_deadline):
+                        result = await self._execute(call, record)
+                except TimeoutError:
+                    self.stats.failures += 1
+                    raise TransportError(
+                        f"no answer within the call's deadline of {self._call_deadline:g}s "
+                        "(queueing, pacing and retries included)",
+                        operation=call.request.operation,
+                        retryable=False,
+                    ) from None
+        except MaxaError as exc:
+            if self._hooks.on_response is not None:
+                self._report(call, record, started, exc)
+            raise
+        if self._hooks.on_response is not None:
+            self._report(call, record, started, None)
+        return result
+
+    def _report(
+        self, call: ops.Call[Any], record: _CallRecord, started: float, error: MaxaError | None
+    ) -> None:
+        self._hooks.response(
+            ResponseEvent(
+                operation=call.request.operation,
+                status=record.status,
+                request_id=record.request_id or (error.request_id if error else None),
+                attempts=record.attempts,
+                elapsed=time.monotonic() - started,
+                cached=record.cached,
+                coalesced=record.coalesced,
+                error=error,
+                call=record.number,
+                terminology_id=call.terminology_id,
+                queued=record.queued,
+                retried=record.retried,
+            )
+        )
+
     async def _follow(self, call: ops.Call[T], key: tuple[str, bytes], record: _CallRecord) -> T:
         """Wait for an identical call's answer; if that call was cancelled (and we were
         not), make the call ourselves."""
@@ -655,7 +664,7 @@ class MaxaClient:
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if shared.cancelled() and task is not None and not task.cancelling():
-                return await self._answer(call, record, share=False)
+                return await self._execute(call, record, share=False)
             raise
         except MaxaError:
             self.stats.failures += 1
@@ -745,7 +754,7 @@ class MaxaClient:
         operation = call.request.operation
         clock = time.monotonic
         if record.holds_slot:
-            record.holds_slot = False  # the first attempt's, taken by _answer
+            record.holds_slot = False  # the first attempt's, taken by _execute
         elif not limiter.try_acquire():
             # The deadline counts from the first send (or from now, before it): a cooldown
             # or a pace longer than the call's time fails it at once. Waits for a slot
@@ -795,6 +804,7 @@ class MaxaClient:
                     request.body,
                     operation=operation,
                     attempt_limit=self._attempt_timeout,
+                    task=record.task,
                 )
             except TransportError as exc:
                 stats.answered[0] = stats.answered.get(0, 0) + 1  # status 0: no answer
@@ -895,7 +905,8 @@ class _CallRecord:
     retried: tuple[MaxaError, ...] = ()  # what made it send again, in order
     first_sent: float | None = None  # monotonic; the retry deadline counts from here
     waited: float = 0.0  # seconds waiting for slots after the first send: not counted
-    holds_slot: bool = False  # a slot taken for the next attempt (by _answer, for the first)
+    holds_slot: bool = False  # a slot taken for the next attempt (by _execute, for the first)
+    task: asyncio.Task[Any] | None = attrs.field(default=None, repr=False)  # the one sending
     token: Token | None = attrs.field(default=None, repr=False)  # the last one sent
 
 

@@ -302,8 +302,11 @@ class AiohttpTransport:
         *,
         operation: str,
         attempt_limit: float | None = None,
+        task: asyncio.Task[Any] | None = None,
     ) -> tuple[int, CIMultiDictProxy[str], bytes]:
-        """Send one request; ``attempt_limit`` (seconds) overrides the per-attempt limit."""
+        """Send one request; ``attempt_limit`` (seconds) overrides the per-attempt limit.
+        ``task``: the task sending it (the one a time-out cancels), if the caller holds
+        it already."""
         session = self._session
         loop = self._loop
         if session is None or loop is None:
@@ -312,8 +315,9 @@ class AiohttpTransport:
             assert session is not None and loop is not None
         url = self._urls.get(path) or self.url(path)
         deadlines = self._deadlines if attempt_limit is None else self._deadlines_of(attempt_limit)
-        task = asyncio.current_task(loop)
-        assert task is not None  # a coroutine of a running loop always has its task
+        if task is None:
+            task = asyncio.current_task(loop)
+            assert task is not None  # a coroutine of a running loop always has its task
         cancelling = task.cancelling()
         key = deadlines.start(loop, task)
         failure: MaxaError | None = None
