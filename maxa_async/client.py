@@ -37,7 +37,7 @@ from . import operations as ops
 from .auth import TokenManager, TokenStore
 from .bulk import default_window, make_outcome, ordered
 from .cache import MISSING, ResponseCache
-from .envelope import header
+from .envelope import REQUEST_ID, header
 from .errors import (
     AuthenticationError,
     ClientClosedError,
@@ -813,7 +813,7 @@ class MaxaClient:
             answered = True
             stats.answered[status] = stats.answered.get(status, 0) + 1
             record.status = status
-            record.request_id = header(headers, "requestId")
+            record.request_id = header(headers, REQUEST_ID)
             if log.isEnabledFor(logging.DEBUG):
                 log.debug(
                     "%s -> %d in %.1f ms requestId=%s",

@@ -20,15 +20,22 @@ import json
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
 
 import orjson
+from multidict import istr
 
 from .errors import MaxaError, ProtocolError, ServiceError, error_for_status, rule_for_status
 
 __all__ = ["header", "loads", "parse_envelope", "parse_retry_after", "read_envelope"]
 
 _SUCCESS = (200, 202)
+
+
+#: Header names as multidict ``istr``: an aiohttp response's headers are looked up without
+#: case-folding the name again at every lookup (as aiohttp's own ``hdrs`` names are).
+REQUEST_ID: Final = istr("requestId")
+RETRY_AFTER: Final = istr("Retry-After")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -46,7 +53,7 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """``Retry-After`` in seconds, from delta-seconds or an HTTP-date (RFC 9110 10.2.3,
     taken against ``now``, the wall clock by default); None if absent or unreadable."""
-    raw = header(headers, "Retry-After")
+    raw = header(headers, RETRY_AFTER)
     if raw is None:
         return None
     try:
@@ -146,7 +153,7 @@ def read_envelope(
 ) -> Any:
     """The full reading of an envelope (every shape, every error); ``payload`` is the
     body already decoded, if it was."""
-    request_id = header(headers, "requestId")
+    request_id = header(headers, REQUEST_ID)
 
     def fail(code: int, detail: str | None = None) -> MaxaError:
         retry_after = parse_retry_after(headers) if code == 429 else None

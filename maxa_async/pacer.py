@@ -47,7 +47,7 @@ from collections.abc import Mapping
 from typing import Final
 
 import attrs
-from multidict import CIMultiDict, CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy, istr
 
 __all__ = ["Budget", "Pacer", "budget_from_headers"]
 
@@ -430,25 +430,32 @@ def _ietf_params(raw: str | None) -> dict[str, float]:
     return params
 
 
+#: The budget headers' names (``istr``: see ``envelope.REQUEST_ID``).
+_REPLENISH_RATE: Final = istr("X-RateLimit-Replenish-Rate")
+_REMAINING: Final = istr("X-RateLimit-Remaining")
+_POLICY: Final = istr("RateLimit-Policy")
+_STATE: Final = istr("RateLimit")
+
+
 def budget_from_headers(headers: Mapping[str, str]) -> Budget | None:
     """The budget a gateway announces, from Spring Cloud Gateway's ``X-RateLimit-*``
     headers or the IETF httpapi draft's ``RateLimit-Policy`` and ``RateLimit``; None
     when neither family is there (or it is unreadable). Names are case-insensitive."""
-    if not isinstance(headers, CIMultiDictProxy | CIMultiDict):  # aiohttp's are
+    if not isinstance(headers, (CIMultiDictProxy, CIMultiDict)):  # aiohttp's are
         headers = CIMultiDict(headers)
-    replenish = headers.get("X-RateLimit-Replenish-Rate")
+    replenish = headers.get(_REPLENISH_RATE)
     if replenish is not None:
         rate = _number(replenish)
         if rate:
-            remaining = _number(headers.get("X-RateLimit-Remaining"))
+            remaining = _number(headers.get(_REMAINING))
             return Budget(rate=rate, remaining=None if remaining is None else int(remaining))
-    raw_policy = headers.get("RateLimit-Policy")
+    raw_policy = headers.get(_POLICY)
     if raw_policy is None:
         return None
     policy = _ietf_params(raw_policy)
     quota, window = policy.get("q"), policy.get("w")
     if quota and window:
-        state = _ietf_params(headers.get("RateLimit"))
+        state = _ietf_params(headers.get(_STATE))
         remaining = state.get("r")
         return Budget(
             rate=quota / window,

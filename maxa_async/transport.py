@@ -38,10 +38,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import aiohttp
+from aiohttp import hdrs
 from multidict import CIMultiDictProxy
 from yarl import URL
 
 from ._version import __version__ as _version
+from .envelope import REQUEST_ID
 from .errors import (
     ClientClosedError,
     InvalidInputError,
@@ -334,11 +336,11 @@ class AiohttpTransport:
                     # and within the operation's ceiling, not compressed (aiohttp reads no
                     # more than the declared length). Anything else is read with care.
                     status = response.status
-                    declared = response.headers.get("Content-Length")
+                    declared = response.headers.get(hdrs.CONTENT_LENGTH)
                     if (
                         declared is not None
                         and not 300 <= status < 400
-                        and "Content-Encoding" not in response.headers
+                        and hdrs.CONTENT_ENCODING not in response.headers
                         # the HTTP parser already checked that it is all digits
                         and int(declared) <= self._body_limits.get(operation, 0)
                     ):
@@ -389,8 +391,8 @@ class AiohttpTransport:
             response.close()
             raise self._redirected(response, operation)
         limit = self._body_limits.get(operation, self._fallback_limit)
-        declared = response.headers.get("Content-Length")
-        if declared is not None and "Content-Encoding" not in response.headers:
+        declared = response.headers.get(hdrs.CONTENT_LENGTH)
+        if declared is not None and hdrs.CONTENT_ENCODING not in response.headers:
             if int(declared) > limit:
                 response.close()
                 raise self._too_large(operation, limit, status, f"Content-Length {declared}")
@@ -411,7 +413,7 @@ class AiohttpTransport:
 
     @staticmethod
     def _redirected(response: aiohttp.ClientResponse, operation: str) -> ProtocolError:
-        location = response.headers.get("Location")
+        location = response.headers.get(hdrs.LOCATION)
         where = f" to {quote_detail(location)!r}" if location else " (no Location)"
         return ProtocolError(
             f"the gateway answered with a redirect{where}; redirects are not followed "
@@ -419,7 +421,7 @@ class AiohttpTransport:
             "credentials or the token elsewhere)",
             status=response.status,
             operation=operation,
-            request_id=response.headers.get("requestId"),
+            request_id=response.headers.get(REQUEST_ID),
         )
 
     @staticmethod
