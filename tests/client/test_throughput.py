@@ -257,3 +257,53 @@ async def test_stats_and_debug_logs_carry_request_ids(make_client, gateway, capl
 
 # The pacer (the rate the gateway admits, whatever its limiter's shape) is tested in
 # tests/client/test_rate_control.py.
+
+
+def _awaiting(task: asyncio.Task[object]) -> list[str]:
+    """The names of the coroutines a task awaits through, outermost first."""
+    names = []
+    awaited: object = task.get_coro()
+    while hasattr(awaited, "cr_code"):
+        names.append(awaited.cr_code.co_name)  # type: ignore[attr-defined]
+        awaited = awaited.cr_await  # type: ignore[attr-defined]
+    return names
+
+
+async def test_calls_queued_for_their_first_slot_wait_above_the_inner_layers(
+    make_client, gateway: FakeGateway
+):
+    # Thousands of gathered calls may queue at once: each waits for its first slot in
+    # _execute, so that the retry, authentication and attempt layers (three more
+    # coroutines for the garbage collector to walk, per queued call) exist only once
+    # the call has its slot.
+    async with make_client(max_concurrency=2, adaptive=False, coalesce=False) as client:
+        await client.terminology(*RELIGION)
+        gateway.config.update(latency=0.2)
+        tasks = [asyncio.create_task(client.terminology(*RELIGION)) for _ in range(12)]
+        await _until(lambda: client.limiter.waiting == 10)
+        frames = [_awaiting(task) for task in tasks]
+        queued = [names for names in frames if "_attempt" not in names]
+        assert len(queued) == 10
+        for names in queued:
+            assert "_execute" in names
+            assert not {"_attempts", "_authorized"} & set(names)
+        assert await asyncio.gather(*tasks) == ["اسلام"] * 12
+    assert client.limiter.in_flight == 0
+
+
+async def test_a_call_that_fails_before_its_first_attempt_gives_the_slot_back(
+    make_client, monkeypatch: pytest.MonkeyPatch
+):
+    async with make_client(max_concurrency=1, adaptive=False) as client:
+        await client.terminology(*RELIGION)
+
+        async def broken(*args: object) -> None:
+            raise RuntimeError("the layers below failed before sending")
+
+        with monkeypatch.context() as patch:
+            patch.setattr(client, "_attempts", broken)
+            with pytest.raises(RuntimeError):
+                await client.terminology(*RELIGION)
+        assert client.limiter.in_flight == 0
+        # the one slot is free again: the next call goes at once
+        assert await asyncio.wait_for(client.terminology(*RELIGION), 5) == "اسلام"
