@@ -572,9 +572,7 @@ class MaxaClient:
                 # coroutines of every waiting call, over and over, so short chains are
                 # cheaper for all. (_attempt takes the slots of any later attempts.)
                 queued_from = time.monotonic()
-                stats.queue_wait_total += await limiter.acquire(
-                    queued_from + self._retry.deadline
-                )
+                stats.queue_wait_total += await limiter.acquire(queued_from + self._retry.deadline)
                 record.queued = time.monotonic() - queued_from
             record.holds_slot = True
             result = await self._attempts(call, record)
