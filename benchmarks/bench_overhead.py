@@ -19,8 +19,8 @@ import pstats
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
