@@ -560,7 +560,9 @@ class MaxaClient:
                 record.coalesced = True
                 return await self._follow(call, key, record)
             self._pending[key] = None
-        task = asyncio.current_task()
+        # The loop given: without it, current_task() looks the loop up in Python code
+        # first (on 3.11), once per call.
+        task = asyncio.current_task(asyncio.get_running_loop())
         assert task is not None
         record.task = task
         self._calls.add(task)
