@@ -36,6 +36,7 @@ _SUCCESS = (200, 202)
 #: case-folding the name again at every lookup (as aiohttp's own ``hdrs`` names are).
 REQUEST_ID: Final = istr("requestId")
 RETRY_AFTER: Final = istr("Retry-After")
+RETRY_AFTER_MS: Final = istr("Retry-After-Ms")
 
 
 def header(headers: Mapping[str, str], name: str) -> str | None:
@@ -52,7 +53,18 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 def parse_retry_after(headers: Mapping[str, str], now: float | None = None) -> float | None:
     """``Retry-After`` in seconds, from delta-seconds or an HTTP-date (RFC 9110 10.2.3,
-    taken against ``now``, the wall clock by default); None if absent or unreadable."""
+    taken against ``now``, the wall clock by default); None if absent or unreadable.
+
+    A readable ``Retry-After-Ms`` (milliseconds, as Azure API Management sends beside a
+    whole-second ``Retry-After``) wins: it is the same wait, said more precisely."""
+    millis = header(headers, RETRY_AFTER_MS)
+    if millis is not None:
+        try:
+            wait = float(millis.strip()) / 1000
+        except ValueError:
+            wait = math.nan
+        if math.isfinite(wait) and wait >= 0:
+            return wait
     raw = header(headers, RETRY_AFTER)
     if raw is None:
         return None

@@ -53,7 +53,7 @@ ERROR_STATUSES: Mapping[int, str] = {
 #: ``rate_limiter`` values: the shape ``rps_limit`` is enforced with.
 RATE_LIMITER_SHAPES = ("fixed", "sliding-log", "sliding-counter", "token-bucket", "leaky-bucket")
 #: ``retry_after_format`` values.
-RETRY_AFTER_FORMATS = ("seconds", "http-date")
+RETRY_AFTER_FORMATS = ("seconds", "http-date", "fractional", "milliseconds")
 #: ``rate_headers`` values: which budget headers every answer past the limiters carries.
 RATE_HEADER_STYLES = ("none", "spring", "ietf")
 #: ``concurrency_status`` values.
@@ -298,7 +298,9 @@ class GatewayConfig:
         default="seconds",
         validator=_one_of(RETRY_AFTER_FORMATS),
         metadata=_help(
-            "Retry-After as whole seconds rounded up, or an HTTP-date: seconds | http-date"
+            "Retry-After as whole seconds rounded up, an HTTP-date, seconds to the "
+            "millisecond, or whole seconds with Retry-After-Ms beside them (as Azure API "
+            "Management answers): seconds | http-date | fractional | milliseconds"
         ),
     )
     rate_headers: str = attrs.field(

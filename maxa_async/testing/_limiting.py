@@ -116,8 +116,12 @@ class Limiting:
             if not verdict.admitted:
                 headers = budget_headers(config.rate_headers, budgets)
                 if config.retry_after and verdict.retry_after is not None:
-                    value = retry_after_value(verdict.retry_after, config.retry_after_format, now)
+                    style = config.retry_after_format
+                    value = retry_after_value(verdict.retry_after, style, now)
                     headers = (("Retry-After", value), *headers)
+                    if style == "milliseconds":
+                        millis = max(1, math.ceil(round(verdict.retry_after * 1000, 3)))
+                        headers = (("Retry-After-Ms", str(millis)), *headers)
                 return Decision(429, headers)
         return Decision(None, budget_headers(config.rate_headers, budgets))
 
@@ -148,8 +152,12 @@ class Limiting:
 
 def retry_after_value(seconds: float, style: str, now: float) -> str:
     """``Retry-After`` for a wait of ``seconds`` (RFC 9110 §10.2.3): whole seconds rounded
-    up and at least 1 (a header cannot say "1 ms"), or the IMF-fixdate of that moment."""
+    up and at least 1 (a header cannot say "1 ms"), or the IMF-fixdate of that moment; with
+    ``fractional``, the seconds to the millisecond (outside the RFC, as some gateways
+    answer)."""
     whole = max(1, math.ceil(round(seconds, 6)))
+    if style == "fractional":
+        return f"{max(0.001, seconds):.3f}"
     if style == "http-date":
         moment = max(math.ceil(round(now + seconds, 6)), math.floor(now) + 1)
         return email.utils.formatdate(moment, usegmt=True)

@@ -549,6 +549,23 @@ async def test_a_bucket_with_a_burst_of_5_over_10_seconds_few_429s() -> None:
     assert run.cooldowns == 0  # one-second Retry-Afters pause nobody
 
 
+@pytest.mark.parametrize("style", ["fractional", "milliseconds"])
+async def test_a_retry_after_to_the_millisecond_paces_like_a_whole_second(style: str) -> None:
+    # Gateways that say the wait to the millisecond (Retry-After: 0.137, or Azure's
+    # Retry-After-Ms beside whole seconds) are "too fast" answers like a whole second:
+    # the pace slows and nobody pauses.
+    config = GatewayConfig(
+        rps_limit=100, rate_limiter="token-bucket", rate_burst=5, retry_after_format=style
+    )
+    run = await _validate_for(config, 5.0)
+    ok, state, gw = run.ok, run.state, run.gateway
+    assert ok >= 0.5 * (5 + 100 * 5.0), (ok, state)
+    early_answers, early_refused = run.first_second
+    later = gw.stats.requests - early_answers
+    assert gw.stats.rate_limited - early_refused <= 0.03 * later, (gw.stats.rate_limited, later)
+    assert run.cooldowns == 0
+
+
 def test_sends_behind_an_announced_budget_catch_up_as_far_as_half_of_what_remains() -> None:
     # 100/s announced, 60 remaining: a schedule 0.25 s behind (a descheduled process) is
     # made up at once, as far as 30 sends (0.3 s); without a budget only 0.05 s is.

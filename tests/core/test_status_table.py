@@ -248,6 +248,12 @@ def test_repr_carries_the_context() -> None:
         ({"Retry-After": "nan"}, None),
         ({"Retry-After": "inf"}, None),
         ({"Retry-After": "soon"}, None),
+        # Retry-After-Ms (Azure API Management) says the same wait to the millisecond
+        ({"Retry-After": "1", "Retry-After-Ms": "137"}, 0.137),
+        ({"retry-after-ms": "2500"}, 2.5),
+        ({"Retry-After": "1", "Retry-After-Ms": "soon"}, 1.0),
+        ({"Retry-After": "1", "Retry-After-Ms": "-5"}, 1.0),
+        ({"Retry-After-Ms": "nan"}, None),
     ],
 )
 def test_retry_after(headers: dict[str, str], expected: float | None) -> None:

@@ -255,6 +255,44 @@ async def test_retry_after_http_date_is_at_least_a_second_ahead(
     assert 1 <= moment - date <= 2
 
 
+async def test_retry_after_to_the_millisecond(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    # 4/s with no burst: a second request at once waits a quarter of a second, said as
+    # such, not rounded up to a whole second
+    _, wire = await started(
+        maxa_gateway_factory,
+        wire_for,
+        rps_limit=4,
+        rate_limiter="leaky-bucket",
+        retry_after_format="fractional",
+    )
+    assert (await wire.validate()).status == 200
+    refused = await wire.validate()
+    assert refused.status == 429
+    value = refused.headers["Retry-After"]
+    assert re.fullmatch(r"\d+\.\d{3}", value), value
+    assert 0.15 <= float(value) <= 0.25
+    assert "Retry-After-Ms" not in refused.headers
+
+
+async def test_retry_after_ms_beside_whole_seconds(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    _, wire = await started(
+        maxa_gateway_factory,
+        wire_for,
+        rps_limit=4,
+        rate_limiter="leaky-bucket",
+        retry_after_format="milliseconds",
+    )
+    assert (await wire.validate()).status == 200
+    refused = await wire.validate()
+    assert refused.status == 429
+    assert refused.headers["Retry-After"] == "1"
+    assert 150 <= int(refused.headers["Retry-After-Ms"]) <= 250
+
+
 async def test_retry_after_can_be_left_out(
     maxa_gateway_factory: Factory, wire_for: WireFor
 ) -> None:
