@@ -255,21 +255,29 @@ async def test_retry_after_http_date_is_at_least_a_second_ahead(
     assert 1 <= moment - date <= 2
 
 
-async def test_retry_after_to_the_millisecond(
-    maxa_gateway_factory: Factory, wire_for: WireFor
-) -> None:
-    # 4/s with no burst: a second request at once waits a quarter of a second, said as
-    # such, not rounded up to a whole second
+async def _refused_at_4_per_second(
+    factory: Factory, wire_for: WireFor, retry_after_format: str
+) -> Any:
+    """4/s with no burst: a second request at once is refused, with a quarter of a
+    second to wait."""
     _, wire = await started(
-        maxa_gateway_factory,
+        factory,
         wire_for,
         rps_limit=4,
         rate_limiter="leaky-bucket",
-        retry_after_format="fractional",
+        retry_after_format=retry_after_format,
     )
     assert (await wire.validate()).status == 200
     refused = await wire.validate()
     assert refused.status == 429
+    return refused
+
+
+async def test_retry_after_to_the_millisecond(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    # the quarter of a second said as such, not rounded up to a whole second
+    refused = await _refused_at_4_per_second(maxa_gateway_factory, wire_for, "fractional")
     value = refused.headers["Retry-After"]
     assert re.fullmatch(r"\d+\.\d{3}", value), value
     assert 0.15 <= float(value) <= 0.25
@@ -279,16 +287,7 @@ async def test_retry_after_to_the_millisecond(
 async def test_retry_after_ms_beside_whole_seconds(
     maxa_gateway_factory: Factory, wire_for: WireFor
 ) -> None:
-    _, wire = await started(
-        maxa_gateway_factory,
-        wire_for,
-        rps_limit=4,
-        rate_limiter="leaky-bucket",
-        retry_after_format="milliseconds",
-    )
-    assert (await wire.validate()).status == 200
-    refused = await wire.validate()
-    assert refused.status == 429
+    refused = await _refused_at_4_per_second(maxa_gateway_factory, wire_for, "milliseconds")
     assert refused.headers["Retry-After"] == "1"
     assert 150 <= int(refused.headers["Retry-After-Ms"]) <= 250
 
