@@ -168,8 +168,8 @@ return 1
 
 # The learned pace (no ``rate_limit``): GCRA as above, at a pace the fleet finds from the
 # gateway's answers. KEYS[1] tat, KEYS[2] cooldown, KEYS[3] pace (hash: gen, w, start,
-# epoch, spent, since, last, probe, floor, top, seen, ramp, admitting, opened), KEYS[4]
-# admitted, KEYS[5] refused (rings of counts per 10 ms over 1.1 s: fields t<slot> its
+# epoch, spent, since, last, probe, floor, top, seen, ramp, admitting, opened, history),
+# KEYS[4] admitted, KEYS[5] refused (rings of counts per 10 ms over 1.1 s: fields t<slot> its
 # bucket, n<slot> its count);
 # ARGV[1] burst (sends back to back, >= 1), ARGV[2] longest acceptable wait us (-1: any),
 # ARGV[3] "reserve" a slot, "check" the slot reserved at generation ARGV[8] (the cooldown,
@@ -193,9 +193,17 @@ return 1
 # (a token bucket) has no window to measure: what it admitted of the pace refused (over
 # the last 250 ms before the cut, or since the pace was set if that is sooner) is the
 # estimate when the second before the reopening says less (its callers may have slept a
-# Retry-After, or sent at slower, earlier paces). A first window that reopened at once
-# (the bucket's burst spent, a second of history that is mostly not yet there) says
-# little: from there the pace doubles every 250 ms until refused again.
+# Retry-After, or sent at slower, earlier paces). A first window says little when it
+# reopened at once (the bucket's burst spent) or, if nobody probed its end, when the
+# fleet had sent for less than half a second before the cut: its second of history is
+# mostly not yet there, and holds a token bucket's burst and a few refills where a fixed
+# window's burst took the whole window. From there the pace doubles every 250 ms until
+# refused again. Both shapes look alike until a pace above the estimate is tried, and
+# the costs differ: a ramp costs a fixed window one more cut (its refusals, and callers
+# asleep on their Retry-After into the next window); no ramp costs a token bucket most
+# of its rate for seconds, as the cubic climbs from a fifth of it. (Seen with 4
+# processes of 8 lanes each: every lane refused 0.2 s in and asleep for a second, so
+# that no probe found the bucket open again at once.)
 #
 # The curve's clock runs only while the fleet uses the pace: time the timeline sat idle
 # (nobody took the next slot when it came) moves the curve's origin on, so a pace never
@@ -211,6 +219,7 @@ local BUCKET, SLOTS, RECENT, SECOND = 10000, 110, 25, 100
 local MIN_REFUSALS, CUT_SHARE, HEADROOM, PLATEAU, MIN_RATE = 3, 0.02, 0.97, 1.5, 2.0
 local DOUBLING, HALVING, FLOOR_SHARE, QUICK_REOPEN = 0.25, 0.05, 1 / 16, 0.1  -- seconds
 local PROMPT = 0.1  -- s: a reopening found this soon after a refused probe was probed
+local SHORT_HISTORY = 0.5  -- s: a cut this soon after the first success measured little
 local POLL = 100000  -- us: while spent, callers beyond the next probe ask again this late
 local QUEUE = 250000  -- us: no slot is reserved further ahead than this
 local t = redis.call('TIME')
@@ -239,13 +248,26 @@ local function recent(key, buckets)  -- the count over the last buckets (the fil
   return total
 end
 
+local function history(key)  -- seconds since the oldest success of the last second
+  local raw = redis.call('HGETALL', key)
+  local fields = {}
+  for i = 1, #raw, 2 do fields[raw[i]] = tonumber(raw[i + 1]) end
+  for j = SECOND - 1, 0, -1 do
+    local slot = (idx - j) % SLOTS
+    if fields['t' .. slot] == idx - j and fields['n' .. slot] > 0 then
+      return (j * BUCKET + now - idx * BUCKET) / 1e6
+    end
+  end
+  return 0
+end
+
 local function delivered()  -- successes per second over the last second
   local seconds = ((SECOND - 1) * BUCKET + now - idx * BUCKET) / 1e6
   return recent(KEYS[4], SECOND) / seconds
 end
 
 local names = {'gen', 'w', 'start', 'epoch', 'spent', 'since', 'last', 'probe', 'floor', 'top',
-  'seen', 'ramp', 'admitting', 'opened'}
+  'seen', 'ramp', 'admitting', 'opened', 'history'}
 local raw = redis.call('HMGET', KEYS[3], unpack(names))
 local s = {}
 for i, name in ipairs(names) do s[name] = tonumber(raw[i] or '0') end
@@ -284,7 +306,8 @@ if tonumber(ARGV[6]) == s.gen then
   if s.spent == 1 and fresh_ok > 0 then
     -- Reopened. The successes just reported are the new window's, not the spent one's.
     local w
-    if now - s.last <= PROMPT * 1e6 then
+    local probed = now - s.last <= PROMPT * 1e6
+    if probed then
       local seconds = ((SECOND - 1) * BUCKET + now - idx * BUCKET) / 1e6
       w = (recent(KEYS[4], SECOND) - fresh_ok) / seconds
     else
@@ -301,7 +324,11 @@ if tonumber(ARGV[6]) == s.gen then
       w = math.max(w, math.min(s.admitting, s.top))
     end
     w = math.max(MIN_RATE, w)
-    s.ramp = (s.w <= 0 and quick) and 1 or 0
+    -- The first window (the start was unpaced), if nobody probed its end: what the
+    -- second before the cut held says what a window admits only if the fleet sent for
+    -- most of that second.
+    local short = (not probed) and s.history < SHORT_HISTORY
+    s.ramp = (s.w <= 0 and (quick or short)) and 1 or 0
     s.w, s.start, s.epoch, s.spent, s.opened = w, HEADROOM * w, now, 0, now
     s.gen = s.gen + 1  -- refusals of the probes sent into the spent window: no news
     save()
@@ -317,6 +344,7 @@ if tonumber(ARGV[6]) == s.gen then
       s.probe = math.max(MIN_RATE, basis / 2)
       s.floor = math.max(MIN_RATE, FLOOR_SHARE * (s.w > 0 and s.w or basis))
       s.seen = delivered()
+      s.history = history(KEYS[4])
       -- What was admitted just before the cut, since the pace was last set at most.
       local span = math.min(RECENT, math.max(5, idx - math.floor(s.opened / BUCKET) + 1))
       s.admitting = recent(KEYS[4], span) / (((span - 1) * BUCKET + now - idx * BUCKET) / 1e6)
