@@ -1,10 +1,12 @@
 """Fleet mode benchmark: N processes against a gateway limited to R requests/second.
 
     python benchmarks/bench_fleet.py [--rate 400] [--processes 8] [--duration 10]
+        [--limiter fixed|token-bucket] [--burst B]
 
 Each scenario starts N worker processes (this file with ``--worker``), each with its own
 MaxaClient validating as fast as it may, against the fake gateway run in its own process
-with ``--rps-limit R`` (fixed one-second windows, 429 + Retry-After beyond R):
+with ``--rps-limit R`` (by default fixed one-second windows; ``--limiter token-bucket``: a
+bucket of rate R and burst B, R/10 unless given; 429 + Retry-After beyond it):
 
 * fleet (Redis): every client on one redis-server (started here on a free port) with
   ``fleet_rate_limit = headroom * R``: one GCRA budget and one 429 cooldown for all.
@@ -122,9 +124,11 @@ def _redis_server() -> Iterator[str | None]:
 
 
 @contextlib.contextmanager
-def _gateway(rate: float, latency: float) -> Iterator[dict[str, Any]]:
+def _gateway(rate: float, latency: float, limiter: str, burst: float) -> Iterator[dict[str, Any]]:
     args = [sys.executable, "-m", "maxa_async.testing", "--port", "0", "--no-generated"]
-    args += ["--rps-limit", str(rate), "--latency", str(latency)]
+    args += ["--rps-limit", str(rate), "--latency", str(latency), "--rate-limiter", limiter]
+    if limiter == "token-bucket":
+        args += ["--rate-burst", str(burst)]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None
@@ -212,13 +216,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=16, help="lanes per process")
     parser.add_argument("--headroom", type=float, default=0.95, help="fleet budget / R")
     parser.add_argument("--latency", type=float, default=0.005, help="gateway latency, s")
+    parser.add_argument("--limiter", choices=["fixed", "token-bucket"], default="fixed")
+    parser.add_argument("--burst", type=float, default=None, help="token bucket burst (R/10)")
     parser.add_argument(
         "--only", default="", help="run only the scenarios whose name starts with this"
     )
     args = parser.parse_args()
+    burst = args.burst if args.burst is not None else args.rate / 10
 
     rows = []
-    with _redis_server() as redis_url, _gateway(args.rate, args.latency) as info:
+    with (
+        _redis_server() as redis_url,
+        _gateway(args.rate, args.latency, args.limiter, burst) as info,
+    ):
         scenarios: list[tuple[str, str | None, float]] = [
             ("fleet (Redis)", redis_url, 0.0),
             ("fleet, no fleet_rate_limit", redis_url, 0.0),
@@ -239,9 +249,10 @@ def main() -> None:
             rows.append((name, result))
             time.sleep(1.0)  # let the gateway's window and any cooldown pass
 
+    shape = "fixed 1 s windows" if args.limiter == "fixed" else f"token bucket, burst {burst:g}"
     print(
         f"\n{args.processes} processes x {args.concurrency} lanes, gateway limit R = "
-        f"{args.rate:.0f} req/s, {args.duration:.0f} s per scenario, fleet budget "
+        f"{args.rate:.0f} req/s ({shape}), {args.duration:.0f} s per scenario, fleet budget "
         f"{args.headroom:.0%} of R"
     )
     header = f"{'scenario':<28} {'requests':>9} {'429 share':>10} {'throughput':>11} {'% of R':>7}"
