@@ -690,7 +690,7 @@ class MaxaClient:
         give up: not retryable, attempts spent, the retry budget spent, or a wait longer
         than the call has left (:meth:`RetryPolicy.decide`)."""
         stats = self.stats
-        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+        retry_after = error.retry_after
         pause: float | None = None
         if error.status == 429:
             stats.rate_limited += 1

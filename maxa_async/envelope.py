@@ -25,7 +25,14 @@ from typing import Any, Final
 import orjson
 from multidict import istr
 
-from .errors import MaxaError, ProtocolError, ServiceError, error_for_status, rule_for_status
+from .errors import (
+    RETRY_AFTER_STATUSES,
+    MaxaError,
+    ProtocolError,
+    ServiceError,
+    error_for_status,
+    rule_for_status,
+)
 
 __all__ = ["header", "loads", "parse_envelope", "parse_retry_after", "read_envelope"]
 
@@ -168,7 +175,7 @@ def read_envelope(
     request_id = header(headers, REQUEST_ID)
 
     def fail(code: int, detail: str | None = None) -> MaxaError:
-        retry_after = parse_retry_after(headers) if code == 429 else None
+        retry_after = parse_retry_after(headers) if code in RETRY_AFTER_STATUSES else None
         return error_for_status(
             code,
             operation=operation,
@@ -194,6 +201,10 @@ def read_envelope(
                 operation=operation,
                 request_id=request_id,
                 retryable=failed and rule.retryable,
+                # A proxy's maintenance page (a 503) may still say when to come back.
+                retry_after=(
+                    parse_retry_after(headers) if status in RETRY_AFTER_STATUSES else None
+                ),
             ) from None
 
     if not isinstance(payload, dict):

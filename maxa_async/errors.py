@@ -18,9 +18,10 @@ The tree::
     └── ClientClosedError           (also a RuntimeError) the client was closed
 
 Every error carries ``status`` (the gateway's code, or None), ``operation`` (the wire
-name, e.g. ``"ValidateCts"``), ``request_id`` (the DITAS ``requestId`` header) and
-``retryable`` (whether replaying the same request may succeed). Messages never carry
-credentials or tokens.
+name, e.g. ``"ValidateCts"``), ``request_id`` (the DITAS ``requestId`` header),
+``retryable`` (whether replaying the same request may succeed) and ``retry_after`` (the
+seconds the gateway's ``Retry-After`` asked for, on a 429 or a 503; else None). Messages
+never carry credentials or tokens.
 
 How an answer reads is decided here only: :data:`STATUS_TABLE` for MAXA operations and
 the token endpoint alike (:func:`rule_for_token_answer` adds OAuth's rejected grants).
@@ -34,6 +35,7 @@ import attrs
 
 __all__ = [
     "REJECTED_GRANT_ERRORS",
+    "RETRY_AFTER_STATUSES",
     "STATUS_TABLE",
     "TOKEN_STATUS_TABLE",
     "AuthenticationError",
@@ -72,6 +74,7 @@ class MaxaError(Exception):
         operation: str | None = None,
         request_id: str | None = None,
         retryable: bool | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -79,6 +82,8 @@ class MaxaError(Exception):
         self.operation = operation
         self.request_id = request_id
         self.retryable = self.default_retryable if retryable is None else retryable
+        #: Seconds the gateway asked the client to wait (``Retry-After``), if it did.
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         context = []
@@ -152,8 +157,8 @@ class RateLimitedError(MaxaError):
             operation=operation,
             request_id=request_id,
             retryable=retryable,
+            retry_after=retry_after,
         )
-        self.retry_after = retry_after
 
 
 class ClientLimitError(RateLimitedError):
@@ -182,7 +187,8 @@ class ClientLimitError(RateLimitedError):
 
 
 class ServiceError(MaxaError):
-    """The gateway or the service behind it failed (499, 5xx, 520)."""
+    """The gateway or the service behind it failed (499, 5xx, 520). A 503 may carry
+    ``retry_after``: how long the gateway said it would be unavailable."""
 
     default_retryable = True
 
@@ -250,6 +256,11 @@ STATUS_TABLE: Mapping[int, StatusRule] = {
     ),
     520: StatusRule(ServiceError, True, "unknown gateway error", proxy_page=True),
 }
+
+
+#: The statuses whose ``Retry-After`` the client reads (RFC 6585 and RFC 9110 give it a
+#: meaning there): how long until the limit lifts, or the service is back.
+RETRY_AFTER_STATUSES: frozenset[int] = frozenset({429, 503})
 
 
 def rule_for_status(status: int) -> StatusRule:
@@ -357,19 +368,11 @@ def _error(
     detail = quote_detail(detail) if detail else None
     if detail and detail.rstrip("!.").lower() not in message.lower():
         message = f"{message} [gateway said: {detail}]"
-    if cls is RateLimitedError:
-        return RateLimitedError(
-            message,
-            retry_after=retry_after,
-            status=status,
-            operation=operation,
-            request_id=request_id,
-            retryable=rule.retryable,
-        )
     return cls(
         message,
         status=status,
         operation=operation,
         request_id=request_id,
         retryable=rule.retryable,
+        retry_after=retry_after if status in RETRY_AFTER_STATUSES else None,
     )

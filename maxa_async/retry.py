@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .errors import ConfigError, MaxaError, RateLimitedError, TransportError
+from .errors import ConfigError, MaxaError, TransportError
 
 __all__ = ["RetryBudget", "RetryPolicy", "Timeout"]
 
@@ -55,13 +55,13 @@ class RetryPolicy:
     ``attempts`` counts sends (1 = no retry); ``deadline`` bounds a call's total time from
     its first send (seconds spent waiting for a free slot are not counted): no retry starts
     whose wait would end past it. ``max_retry_after`` is the longest Retry-After a call
-    waits for; a longer one ends the call at once with the RateLimitedError, whose
-    ``retry_after`` says when to come back. ``backoff=False`` turns the back-off off, for
-    tests (a Retry-After is still waited). ``retry_on`` decides which errors are retried;
-    by default those the status table marks retryable (429, 499, 5xx, 520, transport
-    errors).
-    A 401 is not a retry: it refreshes the token and replays the call (up to three times,
-    for tokens revoked again meanwhile), whatever this says.
+    waits for; a longer one ends the call at once with the error (a RateLimitedError
+    for a 429, a ServiceError for a 503), whose ``retry_after`` says when to come back.
+    ``backoff=False`` turns the back-off off, for tests (a Retry-After is still waited).
+    ``retry_on`` decides which errors are retried; by default those the status table
+    marks retryable (429, 499, 5xx, 520, transport errors). A 401 is not a retry: it
+    refreshes the token and replays the call (up to three times, for tokens revoked
+    again meanwhile), whatever this says.
     """
 
     attempts: int = 5
@@ -117,13 +117,13 @@ class RetryPolicy:
 
         It gives up when ``retry_on`` says no, when ``attempts`` are spent, when the
         gateway's Retry-After is longer than ``max_retry_after``, or when the wait would
-        end past ``deadline``. The wait is the Retry-After when the error carries one,
-        else the back-off of :meth:`delay`. Pure: no clock, no sleep, no state; ``rng``
-        draws the jitter.
+        end past ``deadline``. The wait is the Retry-After when the error carries one (a
+        429 or 503 that said it), else the back-off of :meth:`delay`. Pure: no clock, no
+        sleep, no state; ``rng`` draws the jitter.
         """
         if attempt >= self.attempts or not self.retry_on(error):
             return None
-        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+        retry_after = error.retry_after
         if retry_after is None:
             wait = self.delay(attempt, rng)
         elif retry_after > self.max_retry_after:

@@ -9,7 +9,7 @@ and HTTP status.
     NoSnapshotError                not-found     404
     NotFoundError                  not-found     404
     RateLimitedError               throttled     429  (+ Retry-After when the gateway sent one)
-    ServiceError                   transient     503
+    ServiceError                   transient     503  (+ Retry-After when the gateway sent one)
     TransportError                 transient     503
     AuthenticationError            security      502  (the gateway refused *this server*)
     ForbiddenError                 security      502
@@ -137,7 +137,7 @@ def response_for_error(error: MaxaError | FhirOperationError) -> FhirResponse:
     if rule.status == 502:
         diagnostics = f"the MAXA gateway refused or garbled this server's request: {diagnostics}"
     headers: dict[str, str] = {}
-    if isinstance(error, RateLimitedError) and error.retry_after is not None:
+    if error.retry_after is not None and rule.status in (429, 503):
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     resource = operation_outcome(rule.code, diagnostics, details=type(error).__name__)
     return FhirResponse(rule.status, resource, headers)

@@ -332,6 +332,15 @@ class GatewayConfig:
         validator=_known_statuses,
         metadata=_help("the statuses error_rate picks from (comma-separated)"),
     )
+    error_retry_after: float | None = attrs.field(
+        default=None,
+        converter=_to_optional_float,
+        validator=_positive,
+        metadata=_help(
+            "Retry-After (seconds, in retry_after_format) on the 503s error_rate picks: "
+            "the gateway saying when it is back"
+        ),
+    )
     drop_rate: float = attrs.field(
         default=0.0,
         converter=_to_float,
@@ -506,6 +515,7 @@ _KINDS: dict[str, tuple[KnobKind, bool]] = {
     "blocked_ip": ("bool", False),
     "error_rate": ("float", False),
     "error_statuses": ("statuses", False),
+    "error_retry_after": ("float", True),
     "drop_rate": ("float", False),
     "html_rate": ("float", False),
     "latency": ("float", False),

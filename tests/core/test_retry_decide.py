@@ -33,8 +33,10 @@ def limited(retry_after: float | None) -> RateLimitedError:
     return error
 
 
-def failed(status: int) -> MaxaError:
-    return error_for_status(status, operation="Terminology", request_id=None)
+def failed(status: int, retry_after: float | None = None) -> MaxaError:
+    return error_for_status(
+        status, operation="Terminology", request_id=None, retry_after=retry_after
+    )
 
 
 CASES: list[tuple[str, RetryPolicy, MaxaError, int, float, float | None]] = [
@@ -79,6 +81,9 @@ CASES: list[tuple[str, RetryPolicy, MaxaError, int, float, float | None]] = [
         0.0,
         None,
     ),
+    ("a 503's Retry-After is the wait", EXACT, failed(503, 0.7), 1, 0.0, 0.7),
+    ("a 503's long Retry-After gives up", EXACT, failed(503, 90.0), 1, 0.0, None),
+    ("a 500 says nothing of when (ignored)", EXACT, failed(500, 0.7), 1, 0.0, 0.1),
     (
         "a Retry-After is waited with the back-off off",
         RetryPolicy.for_tests(),

@@ -275,10 +275,36 @@ def test_retry_after_as_an_http_date_counts_from_now() -> None:
     assert parse_retry_after({"Retry-After": "Wed, 21 Oct 2015 07:28:01"}, now=then) == 1.0
 
 
-def test_retry_after_only_on_429() -> None:
+@pytest.mark.parametrize(("status", "expected"), [(503, 5.0), (500, None), (502, None)])
+def test_retry_after_is_read_on_a_503_too(status: int, expected: float | None) -> None:
+    # RFC 9110 gives a 503's Retry-After a meaning (how long the service is expected to
+    # be unavailable); on other failures it is ignored.
     with pytest.raises(ServiceError) as caught:
-        parse_envelope(503, {"Retry-After": "5"}, envelope(None, outer=503))
-    assert not hasattr(caught.value, "retry_after")
+        parse_envelope(status, {"Retry-After": "5"}, envelope(None, outer=status))
+    assert caught.value.retry_after == expected
+    assert caught.value.retryable is True
+
+
+def test_a_proxys_maintenance_page_keeps_its_retry_after() -> None:
+    page = b"<html><body>Down for maintenance</body></html>"
+    with pytest.raises(ProtocolError) as caught:
+        parse_envelope(503, {"Retry-After": "120"}, page)
+    assert caught.value.status == 503 and caught.value.retry_after == 120.0
+    with pytest.raises(ProtocolError) as caught:
+        parse_envelope(502, {"Retry-After": "120"}, page)
+    assert caught.value.retry_after is None
+
+
+def test_every_error_has_a_retry_after() -> None:
+    assert MaxaError("x").retry_after is None
+    assert InvalidInputError("field", "bad").retry_after is None
+    assert (
+        error_for_status(503, operation="ValidateCts", request_id=None, retry_after=3.0).retry_after
+        == 3.0
+    )
+    assert (
+        error_for_status(500, operation=None, request_id=None, retry_after=3.0).retry_after is None
+    )
 
 
 # --------------------------------------------------------------------------- bodies

@@ -242,6 +242,16 @@ def test_throttled_carries_retry_after_rounded_up() -> None:
     assert (response.status, dict(response.headers)) == (429, {"Retry-After": "3"})
 
 
+def test_a_503_carries_the_gateways_retry_after_and_other_failures_none() -> None:
+    back = maxa.ServiceError("down", status=503, retry_after=120.0)
+    assert (response_for_error(back).status, dict(response_for_error(back).headers)) == (
+        503,
+        {"Retry-After": "120"},
+    )
+    garbled = maxa.ProtocolError("<html>", status=503, retry_after=120.0)  # a proxy's page
+    assert dict(response_for_error(garbled).headers) == {}
+
+
 def test_an_operation_error_names_its_own_code() -> None:
     response = response_for_error(FhirOperationError("too-costly", 413, "too many"))
     assert response.status == 413

@@ -300,6 +300,17 @@ FAULTS: tuple[Fault, ...] = (
     ),
     _service(500),
     _service(503),
+    Fault(
+        "503-back-later",
+        "503 with a Retry-After of 2 minutes (maintenance)",
+        "fake: error_rate=1, error_statuses=[503], error_retry_after=120",
+        _knobs(error_rate=1.0, error_statuses=(503,), error_retry_after=120.0),
+        _knobs(error_rate=0.0, error_retry_after=None),
+        error=maxa.ServiceError,
+        status=503,
+        sends=1,
+        retried="no: back later than the policy waits (60 s); `retry_after` says when",
+    ),
     _service(504),
     _service(520),
     Fault(

@@ -111,6 +111,25 @@ async def test_error_rate_one_gives_the_chosen_status(
     assert reply.headers["requestId"]
 
 
+async def test_error_retry_after_goes_on_the_503s_only(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    gw = await maxa_gateway_factory(
+        error_rate=1.0, error_statuses=[500, 503], error_retry_after=2.5, seed=5
+    )
+    wire = wire_for(gw)
+    replies = [await wire.validate() for _ in range(20)]
+    by_status = {reply.status: reply for reply in replies}
+    assert set(by_status) == {500, 503}
+    assert all(r.headers.get("Retry-After") == "3" for r in replies if r.status == 503)
+    assert all("Retry-After" not in r.headers for r in replies if r.status == 500)
+    gw.config.update(retry_after_format="fractional")  # changeable while it runs
+    gw.config.error_statuses = (503,)
+    assert (await wire.validate()).headers["Retry-After"] == "2.500"
+    gw.config.error_retry_after = None
+    assert "Retry-After" not in (await wire.validate()).headers
+
+
 async def test_error_rate_draws_from_all_default_statuses(
     maxa_gateway_factory: Factory, wire_for: WireFor
 ) -> None:
