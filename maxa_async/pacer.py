@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import collections
 import math
+import time
 from collections.abc import Mapping
 from typing import Final
 
@@ -435,12 +436,31 @@ _REPLENISH_RATE: Final = istr("X-RateLimit-Replenish-Rate")
 _REMAINING: Final = istr("X-RateLimit-Remaining")
 _POLICY: Final = istr("RateLimit-Policy")
 _STATE: Final = istr("RateLimit")
+_LIMIT: Final = istr("RateLimit-Limit")  # the IETF draft's earlier fields
+_LIMIT_LEFT: Final = istr("RateLimit-Remaining")
+_LIMIT_RESET: Final = istr("RateLimit-Reset")
+#: Kong's per-period budget: the limit, what remains, and the period's seconds.
+_KONG_PERIODS: Final = tuple(
+    (istr(f"X-RateLimit-Limit-{name}"), istr(f"X-RateLimit-Remaining-{name}"), seconds)
+    for name, seconds in (
+        ("Second", 1.0),
+        ("Minute", 60.0),
+        ("Hour", 3600.0),
+        ("Day", 86400.0),
+        ("Month", 2592000.0),
+        ("Year", 31536000.0),
+    )
+)
+#: A ``RateLimit-Reset`` this large is a Unix time, not seconds from now.
+_EPOCH_RESET: Final = 1e9
 
 
 def budget_from_headers(headers: Mapping[str, str]) -> Budget | None:
     """The budget a gateway announces, from Spring Cloud Gateway's ``X-RateLimit-*``
-    headers or the IETF httpapi draft's ``RateLimit-Policy`` and ``RateLimit``; None
-    when neither family is there (or it is unreadable). Names are case-insensitive."""
+    headers, the IETF httpapi draft's ``RateLimit-Policy`` and ``RateLimit``, or the
+    draft's earlier ``RateLimit-Limit`` family (with its window, or with Kong's
+    ``X-RateLimit-Limit-<Period>``); None when none is there, or none says a rate.
+    Names are case-insensitive."""
     if not isinstance(headers, (CIMultiDictProxy, CIMultiDict)):  # aiohttp's are
         headers = CIMultiDict(headers)
     replenish = headers.get(_REPLENISH_RATE)
@@ -450,16 +470,51 @@ def budget_from_headers(headers: Mapping[str, str]) -> Budget | None:
             remaining = _number(headers.get(_REMAINING))
             return Budget(rate=rate, remaining=None if remaining is None else int(remaining))
     raw_policy = headers.get(_POLICY)
-    if raw_policy is None:
+    if raw_policy is not None:
+        policy = _ietf_params(raw_policy)
+        quota, window = policy.get("q"), policy.get("w")
+        if quota and window:
+            state = _ietf_params(headers.get(_STATE))
+            remaining = state.get("r")
+            return Budget(
+                rate=quota / window,
+                remaining=None if remaining is None else int(remaining),
+                reset=state.get("t"),
+            )
         return None
-    policy = _ietf_params(raw_policy)
-    quota, window = policy.get("q"), policy.get("w")
-    if quota and window:
-        state = _ietf_params(headers.get(_STATE))
-        remaining = state.get("r")
-        return Budget(
-            rate=quota / window,
-            remaining=None if remaining is None else int(remaining),
-            reset=state.get("t"),
-        )
+    raw_limit = headers.get(_LIMIT)
+    if raw_limit is not None:
+        return _earlier_draft_budget(raw_limit, headers)
     return None
+
+
+def _earlier_draft_budget(raw_limit: str, headers: Mapping[str, str]) -> Budget | None:
+    """``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (the IETF draft before
+    ``RateLimit-Policy``; Kong, and many API gateways' plugins) say how many remain but
+    not over what window, unless the limit lists its policies (``10, 10;w=1``) or Kong's
+    per-period headers are beside them. With several limits, the slowest sustained rate
+    is the one a long run must keep (a second's limit of 100 and an hour's of 50,000:
+    about 14 a second)."""
+    slowest: tuple[float, float | None] | None = None  # (rate, remaining)
+    for limit_name, left_name, seconds in _KONG_PERIODS:
+        limit = _number(headers.get(limit_name))
+        if limit:
+            rate = limit / seconds
+            if slowest is None or rate < slowest[0]:
+                slowest = (rate, _number(headers.get(left_name)))
+    if slowest is None:
+        for item in raw_limit.split(",")[1:]:  # the quota policies after the limit
+            quota, _, params = item.partition(";")
+            window = _ietf_params(";" + params).get("w")
+            count = _number(quota)
+            if count and window and (slowest is None or count / window < slowest[0]):
+                slowest = (count / window, _number(headers.get(_LIMIT_LEFT)))
+    if slowest is None:
+        return None
+    rate, remaining = slowest
+    if remaining is None:
+        remaining = _number(headers.get(_LIMIT_LEFT))
+    reset = _number(headers.get(_LIMIT_RESET))
+    if reset is not None and reset >= _EPOCH_RESET:
+        reset = max(0.0, reset - time.time())
+    return Budget(rate=rate, remaining=None if remaining is None else int(remaining), reset=reset)

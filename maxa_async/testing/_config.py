@@ -55,7 +55,7 @@ RATE_LIMITER_SHAPES = ("fixed", "sliding-log", "sliding-counter", "token-bucket"
 #: ``retry_after_format`` values.
 RETRY_AFTER_FORMATS = ("seconds", "http-date", "fractional", "milliseconds")
 #: ``rate_headers`` values: which budget headers every answer past the limiters carries.
-RATE_HEADER_STYLES = ("none", "spring", "ietf")
+RATE_HEADER_STYLES = ("none", "spring", "ietf", "kong")
 #: ``concurrency_status`` values.
 CONCURRENCY_STATUSES = (429, 503)
 

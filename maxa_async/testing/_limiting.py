@@ -10,6 +10,7 @@ import email.utils
 import math
 import time
 from collections.abc import Callable
+from typing import Final
 
 import attrs
 
@@ -164,10 +165,23 @@ def retry_after_value(seconds: float, style: str, now: float) -> str:
     return str(whole)
 
 
+#: Kong's rate-limiting periods, by their length in seconds (its header suffixes).
+KONG_PERIODS: Final = {
+    1.0: "Second",
+    60.0: "Minute",
+    3600.0: "Hour",
+    86400.0: "Day",
+    2592000.0: "Month",
+    31536000.0: "Year",
+}
+
+
 def budget_headers(style: str, budgets: list[_Budget]) -> Headers:
-    """The budget as Spring Cloud Gateway or the IETF httpapi draft spell it."""
+    """The budget as Spring Cloud Gateway, the IETF httpapi draft or Kong spell it."""
     if not budgets or style == "none":
         return ()
+    if style == "kong":
+        return _kong_headers(budgets)
     if style == "spring":
         # Spring has one bucket to describe: the limiter that refused, else the first
         # one consulted (the rate limiter, if any).
@@ -189,6 +203,31 @@ def budget_headers(style: str, budgets: list[_Budget]) -> Headers:
         for b in budgets
     )
     return (("RateLimit-Policy", policies), ("RateLimit", states))
+
+
+def _kong_headers(budgets: list[_Budget]) -> Headers:
+    """Kong's rate-limiting plugin: ``X-RateLimit-Limit-<Period>`` and
+    ``X-RateLimit-Remaining-<Period>`` per limit, and the older IETF draft's
+    ``RateLimit-Limit``, ``-Remaining`` and ``-Reset`` (seconds) for the one nearest to
+    running out. Kong counts in fixed windows of its periods; a limit of another shape (a
+    token bucket, a 10 s window) is said per second, at its replenish rate."""
+    headers: list[tuple[str, str]] = []
+    for budget in budgets:
+        verdict = budget.verdict
+        period = KONG_PERIODS.get(verdict.window)
+        if period is None:
+            period, limit = "Second", max(1, round(budget.replenish_rate))
+        else:
+            limit = verdict.limit
+        headers.append((f"X-RateLimit-Limit-{period}", str(limit)))
+        headers.append((f"X-RateLimit-Remaining-{period}", str(min(limit, verdict.remaining))))
+    nearest = min(budgets, key=lambda b: b.verdict.remaining)
+    headers += [
+        ("RateLimit-Limit", str(nearest.verdict.limit)),
+        ("RateLimit-Remaining", str(nearest.verdict.remaining)),
+        ("RateLimit-Reset", str(max(0, math.ceil(round(nearest.verdict.reset, 6))))),
+    ]
+    return tuple(headers)
 
 
 def _number(value: float) -> str:

@@ -264,6 +264,30 @@ def test_budget_headers_of_both_families_are_read() -> None:
     assert budget_from_headers({"X-RateLimit-Replenish-Rate": "nan"}) is None
 
 
+def test_the_earlier_draft_and_kong_say_a_budget_when_they_say_a_window() -> None:
+    kong = {
+        "X-RateLimit-Limit-Second": "100",
+        "X-RateLimit-Remaining-Second": "40",
+        "RateLimit-Limit": "100",
+        "RateLimit-Remaining": "40",
+        "RateLimit-Reset": "1",
+    }
+    assert budget_from_headers(kong) == Budget(rate=100.0, remaining=40, reset=1.0)
+    # A second's limit and an hour's: a long run must keep to the hour's.
+    both = {**kong, "x-ratelimit-limit-hour": "36000", "x-ratelimit-remaining-hour": "900"}
+    assert budget_from_headers(both) == Budget(rate=10.0, remaining=900, reset=1.0)
+    # The draft's own way of saying the window: the quota policies after the limit.
+    listed = {"RateLimit-Limit": "10, 10;w=1, 300;w=60", "RateLimit-Remaining": "3"}
+    assert budget_from_headers(listed) == Budget(rate=5.0, remaining=3)
+    # A reset as a Unix time (some gateways send one) is counted from now.
+    epoch = {**listed, "RateLimit-Reset": str(int(time.time()) + 30)}
+    reset = budget_from_headers(epoch)
+    assert reset is not None and reset.reset is not None and 28 <= reset.reset <= 30
+    # No window said: how many remain is no rate.
+    assert budget_from_headers({"RateLimit-Limit": "10", "RateLimit-Remaining": "3"}) is None
+    assert budget_from_headers({"RateLimit-Limit": "10", "X-RateLimit-Limit-Minute": "x"}) is None
+
+
 # ------------------------------------------------------------------ the pacer across shapes
 
 
@@ -472,10 +496,13 @@ async def test_a_six_hour_quota_stops_the_client_after_its_first_429() -> None:
     assert len(errors) == 35 and all(isinstance(e, maxa.RateLimitedError) for e in errors)
 
 
-async def test_announced_budgets_are_paced_without_429s_after_the_first_second() -> None:
+@pytest.mark.parametrize("style", ["ietf", "kong"])
+async def test_announced_budgets_are_paced_without_429s_after_the_first_second(
+    style: str,
+) -> None:
     # A rate any loaded test machine reaches: the pace, not the machine, is under test.
     config = GatewayConfig(
-        rps_limit=100, rate_limiter="token-bucket", rate_burst=10, rate_headers="ietf"
+        rps_limit=100, rate_limiter="token-bucket", rate_burst=10, rate_headers=style
     )
     async with (
         FakeGateway(config) as gw,

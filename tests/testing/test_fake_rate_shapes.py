@@ -348,6 +348,46 @@ async def test_ietf_headers_count_down_a_fixed_window(
     ]
 
 
+async def test_kong_headers_count_down_a_fixed_window(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    _, wire = await started(maxa_gateway_factory, wire_for, rps_limit=5, rate_headers="kong")
+    wait_for_window_start()
+    replies = [await wire.validate() for _ in range(6)]
+    assert [reply.status for reply in replies] == [200] * 5 + [429]
+    for reply in replies:
+        assert reply.headers["X-RateLimit-Limit-Second"] == "5"
+        assert reply.headers["RateLimit-Limit"] == "5"
+        assert reply.headers["RateLimit-Reset"] == "1"
+    remaining = [4, 3, 2, 1, 0, 0]
+    assert [int(r.headers["X-RateLimit-Remaining-Second"]) for r in replies] == remaining
+    assert [int(r.headers["RateLimit-Remaining"]) for r in replies] == remaining
+
+
+async def test_kong_headers_say_a_bucket_per_second_and_a_quota_per_hour(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    _, wire = await started(
+        maxa_gateway_factory,
+        wire_for,
+        rps_limit=100,
+        rate_limiter="token-bucket",
+        rate_burst=10,
+        quota=50,
+        quota_period=3600,
+        rate_headers="kong",
+    )
+    reply = await wire.validate()
+    # Kong counts in its own periods: the bucket is said as its rate per second (with
+    # its tokens left), the quota in the hour it spans.
+    assert reply.headers["X-RateLimit-Limit-Second"] == "100"
+    assert reply.headers["X-RateLimit-Remaining-Second"] == "9"
+    assert reply.headers["X-RateLimit-Limit-Hour"] == "50"
+    assert reply.headers["X-RateLimit-Remaining-Hour"] == "49"
+    # The older IETF draft's three fields: the limit nearest to running out (the bucket).
+    assert (reply.headers["RateLimit-Limit"], reply.headers["RateLimit-Remaining"]) == ("10", "9")
+
+
 async def test_ietf_headers_name_the_quota_too(
     maxa_gateway_factory: Factory, wire_for: WireFor
 ) -> None:
