@@ -149,7 +149,8 @@ NO_RETRY_AFTER = HeaderStyle("none", {"retry_after": False, "rate_headers": "non
 # Spring and IETF budget headers come on top of the (default) rounded-up Retry-After.
 SPRING = HeaderStyle("spring+RA", {"retry_after": True, "rate_headers": "spring"})
 IETF = HeaderStyle("ietf+RA", {"retry_after": True, "rate_headers": "ietf"})
-#: The shapes that also run with the two budget-header families.
+KONG = HeaderStyle("kong+RA", {"retry_after": True, "rate_headers": "kong"})
+#: The shapes that also run with the budget-header families.
 HEADER_FAMILY_SHAPES = ("fixed-1s", "bucket-R/10")
 QUICK_SHAPES = ("fixed-1s", "bucket-b1", "bucket-R/10", f"cap-{CAP_LIMIT}")
 
@@ -181,7 +182,7 @@ def plan_rows(rates: Sequence[int], shapes: Sequence[Shape]) -> list[Row]:
                 continue
             styles = [RETRY_AFTER, NO_RETRY_AFTER]
             if shape.name in HEADER_FAMILY_SHAPES:
-                styles += [SPRING, IETF]
+                styles += [SPRING, IETF, KONG]
             rows.extend(Row(rate, shape, style) for style in styles)
     return rows
 
