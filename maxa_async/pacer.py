@@ -29,7 +29,8 @@ How it works, and why:
 * **A spent window.** Refused again and again with nothing admitted, the pace halves at
   each refusal, so only a few are spent until the gateway admits again; then the rate is
   measured afresh over the window.
-* **Budget headers** (Spring's ``X-RateLimit-*``, the IETF draft's ``RateLimit``): a
+* **Budget headers** (Spring's ``X-RateLimit-*``, the IETF draft's ``RateLimit``, its
+  earlier ``RateLimit-Limit`` family when a window is said, as Kong says it): a
   gateway that announces its budget is believed, and never has to refuse to teach it.
   What it says remains is also how far sends may catch up with a schedule they fell
   behind (a descheduled process, a loop busy for longer than the usual catch-up): the
