@@ -175,13 +175,12 @@ def read_envelope(
     request_id = header(headers, REQUEST_ID)
 
     def fail(code: int, detail: str | None = None) -> MaxaError:
-        retry_after = parse_retry_after(headers) if code in RETRY_AFTER_STATUSES else None
-        return error_for_status(
+        return error_for_status(  # it keeps retry_after where the status gives it a meaning
             code,
             operation=operation,
             request_id=request_id,
             detail=detail,
-            retry_after=retry_after,
+            retry_after=parse_retry_after(headers),
         )
 
     if payload is _NOT_PARSED:

@@ -509,7 +509,7 @@ def _earlier_draft_budget(raw_limit: str, headers: Mapping[str, str]) -> Budget 
             window = _ietf_params(";" + params).get("w")
             count = _number(quota)
             if count and window and (slowest is None or count / window < slowest[0]):
-                slowest = (count / window, _number(headers.get(_LIMIT_LEFT)))
+                slowest = (count / window, None)
     if slowest is None:
         return None
     rate, remaining = slowest

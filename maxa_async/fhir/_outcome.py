@@ -32,6 +32,7 @@ from typing import Any, Final
 import attrs
 
 from ..errors import (
+    RETRY_AFTER_STATUSES,
     AuthenticationError,
     BadRequestError,
     ForbiddenError,
@@ -137,7 +138,7 @@ def response_for_error(error: MaxaError | FhirOperationError) -> FhirResponse:
     if rule.status == 502:
         diagnostics = f"the MAXA gateway refused or garbled this server's request: {diagnostics}"
     headers: dict[str, str] = {}
-    if error.retry_after is not None and rule.status in (429, 503):
+    if error.retry_after is not None and rule.status in RETRY_AFTER_STATUSES:
         headers["Retry-After"] = str(max(1, math.ceil(error.retry_after)))
     resource = operation_outcome(rule.code, diagnostics, details=type(error).__name__)
     return FhirResponse(rule.status, resource, headers)

@@ -17,7 +17,14 @@ import attrs
 from ._config import GatewayConfig
 from ._limiters import ConcurrencyCap, RateLimiter, Verdict
 
-__all__ = ["Decision", "Limiting", "Slot", "budget_headers", "retry_after_value"]
+__all__ = [
+    "Decision",
+    "Limiting",
+    "Slot",
+    "budget_headers",
+    "retry_after_headers",
+    "retry_after_value",
+]
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -117,12 +124,8 @@ class Limiting:
             if not verdict.admitted:
                 headers = budget_headers(config.rate_headers, budgets)
                 if config.retry_after and verdict.retry_after is not None:
-                    style = config.retry_after_format
-                    value = retry_after_value(verdict.retry_after, style, now)
-                    headers = (("Retry-After", value), *headers)
-                    if style == "milliseconds":
-                        millis = max(1, math.ceil(round(verdict.retry_after * 1000, 3)))
-                        headers = (("Retry-After-Ms", str(millis)), *headers)
+                    wait = retry_after_headers(verdict.retry_after, config.retry_after_format, now)
+                    headers = (*wait, *headers)
                 return Decision(429, headers)
         return Decision(None, budget_headers(config.rate_headers, budgets))
 
@@ -149,6 +152,17 @@ class Limiting:
 
 
 # -- what goes on the wire ---------------------------------------------------------------------
+
+
+def retry_after_headers(seconds: float, style: str, now: float) -> Headers:
+    """The headers that say a wait of ``seconds`` in ``style``: ``Retry-After`` (see
+    :func:`retry_after_value`), and with ``milliseconds`` Azure's ``Retry-After-Ms``
+    beside it."""
+    headers: Headers = (("Retry-After", retry_after_value(seconds, style, now)),)
+    if style == "milliseconds":
+        millis = max(1, math.ceil(round(seconds * 1000, 3)))
+        headers = (("Retry-After-Ms", str(millis)), *headers)
+    return headers
 
 
 def retry_after_value(seconds: float, style: str, now: float) -> str:

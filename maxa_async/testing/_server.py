@@ -21,7 +21,7 @@ from . import _wire as wire
 from ._config import GatewayConfig
 from ._data import GatewayData, Term, _Terminology, _Version
 from ._jalali import BadFromDate, parse_from_date
-from ._limiting import Decision, Limiting, Slot, retry_after_value
+from ._limiting import Decision, Limiting, Slot, retry_after_headers
 from ._stats import GatewayStats
 
 if TYPE_CHECKING:
@@ -337,8 +337,8 @@ class FakeGateway:
             code = self._random().choice(cfg.error_statuses)
             response = self._reply(code, wire.gateway_error(code))
             if code == 503 and cfg.error_retry_after is not None:
-                response.headers["Retry-After"] = retry_after_value(
-                    cfg.error_retry_after, cfg.retry_after_format, time.time()
+                response.headers.extend(
+                    retry_after_headers(cfg.error_retry_after, cfg.retry_after_format, time.time())
                 )
             return response
         if request.method != method or request.content_type != _JSON:

@@ -126,6 +126,9 @@ async def test_error_retry_after_goes_on_the_503s_only(
     gw.config.update(retry_after_format="fractional")  # changeable while it runs
     gw.config.error_statuses = (503,)
     assert (await wire.validate()).headers["Retry-After"] == "2.500"
+    gw.config.retry_after_format = "milliseconds"  # the same headers as its 429s
+    said = (await wire.validate()).headers
+    assert (said["Retry-After"], said["Retry-After-Ms"]) == ("3", "2500")
     gw.config.error_retry_after = None
     assert "Retry-After" not in (await wire.validate()).headers
 

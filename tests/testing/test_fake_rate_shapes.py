@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
-from fakewire import Wire, wait_for_window_start
+from fakewire import Reply, Wire, wait_for_window_start
 
 from maxa_async.testing import (
     FakeGateway,
@@ -364,20 +364,30 @@ async def test_kong_headers_count_down_a_fixed_window(
     assert [int(r.headers["RateLimit-Remaining"]) for r in replies] == remaining
 
 
-async def test_kong_headers_say_a_bucket_per_second_and_a_quota_per_hour(
-    maxa_gateway_factory: Factory, wire_for: WireFor
-) -> None:
+async def _first_answer_of_a_bucket_and_an_hours_quota(
+    factory: Factory, wire_for: WireFor, rate_headers: str
+) -> Reply:
+    """The headers of the first answer past a bucket of 100/s (burst 10) and a quota of
+    50 an hour, in the style ``rate_headers``."""
     _, wire = await started(
-        maxa_gateway_factory,
+        factory,
         wire_for,
         rps_limit=100,
         rate_limiter="token-bucket",
         rate_burst=10,
         quota=50,
         quota_period=3600,
-        rate_headers="kong",
+        rate_headers=rate_headers,
     )
-    reply = await wire.validate()
+    return await wire.validate()
+
+
+async def test_kong_headers_say_a_bucket_per_second_and_a_quota_per_hour(
+    maxa_gateway_factory: Factory, wire_for: WireFor
+) -> None:
+    reply = await _first_answer_of_a_bucket_and_an_hours_quota(
+        maxa_gateway_factory, wire_for, "kong"
+    )
     # Kong counts in its own periods: the bucket is said as its rate per second (with
     # its tokens left), the quota in the hour it spans.
     assert reply.headers["X-RateLimit-Limit-Second"] == "100"
@@ -391,17 +401,9 @@ async def test_kong_headers_say_a_bucket_per_second_and_a_quota_per_hour(
 async def test_ietf_headers_name_the_quota_too(
     maxa_gateway_factory: Factory, wire_for: WireFor
 ) -> None:
-    _, wire = await started(
-        maxa_gateway_factory,
-        wire_for,
-        rps_limit=100,
-        rate_limiter="token-bucket",
-        rate_burst=10,
-        quota=50,
-        quota_period=3600,
-        rate_headers="ietf",
+    reply = await _first_answer_of_a_bucket_and_an_hours_quota(
+        maxa_gateway_factory, wire_for, "ietf"
     )
-    reply = await wire.validate()
     assert reply.headers["RateLimit-Policy"] == '"default";q=10;w=0.1, "quota";q=50;w=3600'
     match = re.fullmatch(r'"default";r=(\d+);t=1, "quota";r=49;t=(\d+)', reply.headers["RateLimit"])
     assert match is not None, reply.headers["RateLimit"]
